@@ -1,0 +1,1 @@
+"""Offline SmoothQuant calibration: activation statistics, smoothing, INT8 export and evaluation."""

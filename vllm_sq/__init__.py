@@ -1,0 +1,1 @@
+"""vllm-smoothquant: the `smoothquant` W8A8 INT8 quantization method for vLLM."""
