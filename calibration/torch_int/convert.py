@@ -108,10 +108,11 @@ def _convert_stream(
             continue
         layer, module, tensor = parts
         full = f"{LAYER_PREFIX}{layer}.{module}"
-        if layer >= dims.layers or layer in done:
-            raise TorchIntLayoutError(f"unexpected module {full!r}: layer {layer} is "
-                                      + ("converted already" if layer in done else
-                                         f"beyond num_hidden_layers={dims.layers}"))
+        if layer >= dims.layers:
+            raise TorchIntLayoutError(f"unexpected module {full!r}: layer {layer} is beyond "
+                                      f"num_hidden_layers={dims.layers}")
+        if layer in done:
+            raise TorchIntLayoutError(f"{full}: tensor {tensor!r} appears twice")
         if module not in LAYER_TENSORS:
             raise TorchIntLayoutError(f"unexpected module {full!r} (tensor {tensor!r}): the torch-int Int8OPT decoder "
                                       f"layer has only {', '.join(LAYER_TENSORS)}")
