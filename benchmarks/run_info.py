@@ -1,0 +1,71 @@
+"""Provenance recorded with every benchmark result: where, when, with which vLLM and which commit."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    """HEAD of the repository, with `-dirty` when tracked files differ from it ("unknown" outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def device_name() -> str:
+    """The GPU's name, or the CPU's model when there is no CUDA device."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            name = torch.cuda.get_device_name(0)
+            return name if count == 1 else f"{count}x {name}"
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return "CPU: " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU: " + (platform.processor() or platform.machine())
+
+
+def package_version(name: str) -> str | None:
+    """`name.__version__` if importable, else None (never raises)."""
+    try:
+        module = __import__(name)
+    except Exception:  # a broken install must not stop the report
+        return None
+    return str(getattr(module, "__version__", None))
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_info() -> dict[str, Any]:
+    """Everything a reader needs to place a number: device, date, software versions, commit, host."""
+    return {
+        "date_utc": utc_now(),
+        "device": device_name(),
+        "vllm": package_version("vllm"),
+        "torch": package_version("torch"),
+        "python": platform.python_version(),
+        "commit": git_commit(),
+        "host": platform.node(),
+    }
