@@ -1,0 +1,128 @@
+"""CUDA kernels: this project's CUTLASS ops (`vllm_sq.ops`) first, vLLM's own CUTLASS int8 path second.
+
+Both keep W_q as [N, K] row-major, which is exactly the column-major [K, N] operand (`weight.t()`)
+the CUTLASS GEMMs read, so no copy is made at load time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, dynamic_per_tensor_scale, replace_param
+
+MIN_CAPABILITY = 75
+
+
+def _cuda_check(spec: Int8LinearSpec) -> tuple[bool, str]:
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cuda():
+        return False, "requires CUDA"
+    cap = current_platform.get_device_capability()
+    if cap is None or cap.to_int() < MIN_CAPABILITY:
+        return False, f"requires compute capability >= {MIN_CAPABILITY / 10:.1f}, found {cap}"
+    if spec.out_dtype not in (torch.bfloat16, torch.float16):
+        return False, f"output dtype must be bfloat16 or float16, got {spec.out_dtype}"
+    if spec.in_features % 16 or spec.out_features % 16:
+        return False, f"K={spec.in_features} and N={spec.out_features} must be multiples of 16"
+    return True, ""
+
+
+class VllmSqCutlassKernel(Int8Kernel):
+    """This project's CUTLASS kernels (csrc/, torch ops `vllm_sq::*`)."""
+
+    name = "vllm_sq-cutlass (this project's CUTLASS ops)"
+
+    @classmethod
+    def can_implement(cls, spec: Int8LinearSpec) -> tuple[bool, str]:
+        ok, reason = _cuda_check(spec)
+        if not ok:
+            return ok, reason
+        try:
+            from vllm_sq import ops
+        except ImportError as exc:
+            return False, f"vllm_sq.ops cannot be imported ({exc})"
+        ok, reason = ops.available()
+        return (True, "") if ok else (False, f"vllm_sq._C not usable: {reason}")
+
+    def process_weights(self, layer: torch.nn.Module) -> None:
+        weight = layer.weight.data
+        replace_param(layer, "weight_scale", layer.weight_scale.data.float().view(1, -1).contiguous())
+        if not self.spec.activation_symmetric:
+            layer.register_buffer("azp_adj", weight.sum(dim=1, dtype=torch.int32).contiguous(), persistent=False)
+        if layer.input_scale is not None:
+            replace_param(layer, "input_scale", layer.input_scale.data.float().reshape(1).contiguous())
+
+    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from vllm_sq import ops
+
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).contiguous()
+        spec = self.spec
+        w_t = layer.weight.t()
+        if not spec.activation_symmetric:
+            x_q, x_s, azp = ops.per_token_quant(x2, symmetric=False)
+            out = ops.int8_scaled_mm_azp(x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp, bias, x.dtype)
+        else:
+            if not spec.activation_dynamic:
+                x_s = layer.input_scale
+                x_q = ops.static_quant(x2, x_s)
+            elif spec.activation_per_token:
+                x_q, x_s, _ = ops.per_token_quant(x2, symmetric=True)
+            else:
+                x_s = dynamic_per_tensor_scale(x2)
+                x_q = ops.static_quant(x2, x_s)
+            out = ops.int8_scaled_mm(x_q, w_t, x_s.reshape(-1, 1), layer.weight_scale, bias, x.dtype)
+        return out.reshape(*shape[:-1], -1)
+
+
+class VllmCutlassInt8Kernel(Int8Kernel):
+    """vLLM's `scaled_int8_quant` + `cutlass_scaled_mm` / `cutlass_scaled_mm_azp`."""
+
+    name = "vllm-cutlass (vLLM's cutlass_scaled_mm int8)"
+
+    @classmethod
+    def can_implement(cls, spec: Int8LinearSpec) -> tuple[bool, str]:
+        ok, reason = _cuda_check(spec)
+        if not ok:
+            return ok, reason
+        if not hasattr(torch.ops._C, "cutlass_scaled_mm"):
+            return False, "this vLLM build has no cutlass_scaled_mm"
+        return True, ""
+
+    def process_weights(self, layer: torch.nn.Module) -> None:
+        weight = layer.weight.data
+        replace_param(layer, "weight_scale", layer.weight_scale.data.float().view(-1, 1).contiguous())
+        if not self.spec.activation_symmetric:
+            # vLLM's azp epilogue takes the int32 column sums of W_q, [1, N].
+            layer.register_buffer(
+                "azp_adj", weight.sum(dim=1, dtype=torch.int32).view(1, -1).contiguous(), persistent=False
+            )
+        if layer.input_scale is not None:
+            replace_param(layer, "input_scale", layer.input_scale.data.float().reshape(()).contiguous())
+
+    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from vllm import _custom_ops as ops
+
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).contiguous()
+        spec = self.spec
+        w_t = layer.weight.t()
+        if not spec.activation_symmetric:
+            x_q, x_s, azp = ops.scaled_int8_quant(x2, None, None, symmetric=False)
+            out = ops.cutlass_scaled_mm_azp(
+                x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,
+                azp_adj=layer.azp_adj, azp=azp, bias=bias,
+            )
+        else:
+            if not spec.activation_dynamic:
+                scale = layer.input_scale
+            elif spec.activation_per_token:
+                scale = None
+            else:
+                scale = dynamic_per_tensor_scale(x2).reshape(())
+            x_q, x_s, _ = ops.scaled_int8_quant(x2, scale, None, symmetric=True)
+            out = ops.cutlass_scaled_mm(
+                x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype, bias=bias
+            )
+        return out.reshape(*shape[:-1], -1)

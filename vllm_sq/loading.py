@@ -1,0 +1,83 @@
+"""Checked weight loading: every smoothquant tensor is validated as it is read from the checkpoint.
+
+vLLM's loaders fail on a misshaped tensor with a bare assertion and would happily copy a float
+weight into an int8 parameter or accept a NaN scale; these wrappers turn each such case into an
+error that names the layer and the tensor, and record which shards arrived so a missing one is
+reported at the end of loading instead of leaving uninitialized memory in the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+QKV_SHARDS = {"q": 0, "k": 1, "v": 2}
+
+
+class CheckpointError(ValueError):
+    """A smoothquant checkpoint tensor is missing, misshaped or has invalid values."""
+
+
+def _shard_ids(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[int | None]:
+    shard = args[0] if args else kwargs.get("loaded_shard_id", kwargs.get("shard_id"))
+    if shard is None:
+        return [None]
+    shards = shard if isinstance(shard, tuple) else (shard,)
+    return [QKV_SHARDS.get(s, s) if isinstance(s, str) else int(s) for s in shards]
+
+
+def check_scale_values(layer_name: str, tensor_name: str, scale: torch.Tensor) -> None:
+    """Scales must be finite and positive: anything else silently corrupts every output."""
+    values = scale.detach().float()
+    if not torch.isfinite(values).all():
+        raise CheckpointError(f"{layer_name}.{tensor_name}: contains NaN or inf ({values.flatten()[:8].tolist()}...)")
+    if not (values > 0).all():
+        raise CheckpointError(f"{layer_name}.{tensor_name}: contains non-positive values (min {values.min().item():g})")
+
+
+def checked_loader(
+    layer: torch.nn.Module, layer_name: str, tensor_name: str, loader: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Wrap a vLLM weight loader for `layer_name.tensor_name` with dtype/value/shape checks."""
+
+    def load(param: torch.nn.Parameter, loaded_weight: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        full_name = f"{layer_name}.{tensor_name}"
+        if tensor_name == "weight":
+            if loaded_weight.dtype != torch.int8:
+                raise CheckpointError(
+                    f"{full_name}: expected an int8 weight (quantization_config says smoothquant), found "
+                    f"{loaded_weight.dtype}; was this checkpoint written by calibration.export?"
+                )
+        else:
+            if not loaded_weight.is_floating_point():
+                raise CheckpointError(f"{full_name}: expected a float32 scale, found {loaded_weight.dtype}")
+            check_scale_values(layer_name, tensor_name, loaded_weight)
+            loaded_weight = loaded_weight.float()
+        try:
+            result = loader(param, loaded_weight, *args, **kwargs)
+        except (AssertionError, RuntimeError, IndexError) as exc:
+            shard = f" (shard {args[0]!r})" if args else ""
+            raise CheckpointError(
+                f"{full_name}{shard}: checkpoint tensor of shape {tuple(loaded_weight.shape)} does not fit "
+                f"parameter of shape {tuple(param.shape)} ({exc or type(exc).__name__})"
+            ) from exc
+        layer._sq_loaded.setdefault(tensor_name, set()).update(_shard_ids(args, kwargs))
+        return result
+
+    return load
+
+
+def check_all_loaded(layer: torch.nn.Module, layer_name: str, tensor_names: list[str]) -> None:
+    """Every tensor of every shard of a (fused) layer must have come from the checkpoint."""
+    num_shards = len(layer.logical_widths)
+    loaded: dict[str, set[int | None]] = getattr(layer, "_sq_loaded", {})
+    for name in tensor_names:
+        got = loaded.get(name, set())
+        if None in got or (num_shards > 1 and got >= set(range(num_shards))) or (num_shards == 1 and got):
+            continue
+        missing = "all shards" if not got else f"shards {sorted(set(range(num_shards)) - got)}"
+        raise CheckpointError(
+            f"{layer_name}.{name}: missing from the checkpoint ({missing} of this fused layer were never loaded)"
+        )
