@@ -108,17 +108,17 @@ def _convert_stream(
             continue
         layer, module, tensor = parts
         full = f"{LAYER_PREFIX}{layer}.{module}"
-        if layer >= dims.layers:
-            raise TorchIntLayoutError(f"unexpected module {full!r}: layer {layer} is beyond "
-                                      f"num_hidden_layers={dims.layers}")
-        if layer in done:
-            raise TorchIntLayoutError(f"{full}: tensor {tensor!r} appears twice")
         if module not in LAYER_TENSORS:
             raise TorchIntLayoutError(f"unexpected module {full!r} (tensor {tensor!r}): the torch-int Int8OPT decoder "
                                       f"layer has only {', '.join(LAYER_TENSORS)}")
         if tensor not in LAYER_TENSORS[module]:
             raise TorchIntLayoutError(f"{full}: unexpected tensor {tensor!r}; torch-int stores "
                                       f"{', '.join(LAYER_TENSORS[module])}")
+        if layer >= dims.layers:
+            raise TorchIntLayoutError(f"unexpected module {full!r}: layer {layer} is beyond "
+                                      f"num_hidden_layers={dims.layers}")
+        if layer in done:
+            raise TorchIntLayoutError(f"{full}: tensor {tensor!r} appears twice")
         slot = pending.setdefault(layer, {}).setdefault(module, {})
         if tensor in slot:
             raise TorchIntLayoutError(f"{full}: tensor {tensor!r} appears twice")
