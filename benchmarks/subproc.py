@@ -32,7 +32,8 @@ class ChildResult:
         lines = self.log_tail(200).splitlines()
         for i in range(len(lines) - 1, -1, -1):
             if _ERROR_RE.search(lines[i]):
-                detail = lines[i + 1].strip() if i + 1 < len(lines) and lines[i].rstrip().endswith(tuple("0123456789")) else ""
+                # pydantic and similar put the reason on an indented continuation line
+                detail = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1][:1].isspace() else ""
                 return (lines[i].strip() + (" " + detail if detail else ""))[:400]
         return ""
 
