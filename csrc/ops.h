@@ -1,0 +1,34 @@
+// Host entry points of the torch ops in namespace `vllm_sq` (schemas in torch_bindings.cpp).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace vllm_sq {
+
+at::Tensor int8_scaled_mm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scales,
+                          const at::Tensor& b_scales, const std::optional<at::Tensor>& bias,
+                          at::ScalarType out_dtype, int64_t config);
+
+at::Tensor int8_scaled_mm_azp(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scales,
+                              const at::Tensor& b_scales, const at::Tensor& azp_adj, const at::Tensor& azp,
+                              const std::optional<at::Tensor>& bias, at::ScalarType out_dtype, int64_t config);
+
+// Names of the GEMM tile configurations on `device` (index = the `config` argument above).
+std::vector<std::string> gemm_configs(int64_t device);
+
+std::tuple<at::Tensor, at::Tensor> per_token_quant(const at::Tensor& x);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> per_token_quant_azp(const at::Tensor& x);
+at::Tensor static_quant(const at::Tensor& x, const at::Tensor& scale);
+std::tuple<at::Tensor, at::Tensor> rms_norm_quant(const at::Tensor& x, const at::Tensor& weight, double eps,
+                                                  const std::optional<at::Tensor>& scale);
+std::tuple<at::Tensor, at::Tensor> fused_add_rms_norm_quant(const at::Tensor& x, at::Tensor& residual,
+                                                            const at::Tensor& weight, double eps,
+                                                            const std::optional<at::Tensor>& scale);
+std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const std::optional<at::Tensor>& scale);
+
+}  // namespace vllm_sq

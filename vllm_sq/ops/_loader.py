@@ -1,0 +1,45 @@
+"""Loads the compiled extension once and registers the fake (meta) implementations of its ops."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+# Compute capabilities with kernels in vllm_sq._C (sm_90 CUTLASS 3.x; sm_80/86/89 CUTLASS 2.x).
+SUPPORTED_CAPABILITIES = ((8, 0), (8, 6), (8, 9), (9, 0))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_error() -> str | None:
+    """Imports vllm_sq._C (which registers torch.ops.vllm_sq.*); returns why it failed, or None."""
+    try:
+        import vllm_sq._C  # noqa: F401  (import registers the ops)
+    except ImportError as exc:
+        return f"vllm_sq._C is not built or not loadable ({exc}); build with a CUDA torch: " \
+               "pip install --no-build-isolation ."
+    from vllm_sq.ops import _fake
+
+    _fake.register()
+    return None
+
+
+def available() -> tuple[bool, str]:
+    """(True, description) if the CUDA ops can run on the current device, else (False, the reason)."""
+    if not torch.cuda.is_available():
+        return False, "no CUDA device (torch.cuda.is_available() is False)"
+    err = _load_error()
+    if err is not None:
+        return False, err
+    cap = torch.cuda.get_device_capability()
+    if cap not in SUPPORTED_CAPABILITIES:
+        return False, f"unsupported GPU architecture sm_{cap[0]}{cap[1]} (kernels exist for " + ", ".join(
+            f"sm_{a}{b}" for a, b in SUPPORTED_CAPABILITIES) + ")"
+    return True, f"vllm_sq._C loaded; {torch.cuda.get_device_name()} (sm_{cap[0]}{cap[1]})"
+
+
+def require() -> None:
+    """Raises RuntimeError naming the reason when the ops cannot run."""
+    ok, reason = available()
+    if not ok:
+        raise RuntimeError(f"vllm_sq CUDA ops unavailable: {reason}")
