@@ -1,0 +1,155 @@
+"""Activation quantization kernels, alone and fused, against float32 references (GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernel_refs import gpu_only, poison_allocator, ref_quant_asym, ref_quant_sym
+
+pytestmark = gpu_only
+
+SHAPES = [(1, 16), (7, 80), (33, 4096), (255, 11008), (1024, 5120), (4099, 264), (5, 12)]
+DTYPES = [torch.bfloat16, torch.float16]
+
+
+def _x(m: int, k: int, dtype, seed: int) -> torch.Tensor:
+    gen = torch.Generator("cuda").manual_seed(seed)
+    x = torch.randn(m, k, device="cuda", generator=gen) * 3
+    x[:, :: max(k // 7, 1)] *= 20  # outlier channels
+    return x.to(dtype)
+
+
+def _assert_int8_close(q: torch.Tensor, ref: torch.Tensor, max_frac: float = 0.0) -> None:
+    """Codes equal, or (for fused ops, whose reductions differ in rounding order) off by one in a few places."""
+    assert q.dtype == torch.int8 and q.shape == ref.shape
+    diff = (q.int() - ref.int()).abs()
+    assert int(diff.max()) <= (1 if max_frac else 0), f"codes differ by up to {int(diff.max())}"
+    assert float((diff > 0).float().mean()) <= max_frac
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_token_quant_symmetric_matches_reference_exactly(m, k, dtype):
+    from vllm_sq.ops import per_token_quant
+
+    x = _x(m, k, dtype, m + k)
+    x[0] = 0  # an all-zero row gets scale 1
+    poison_allocator()
+    q, s, azp = per_token_quant(x)
+    ref_q, ref_s = ref_quant_sym(x)
+    assert azp is None and s.shape == (m, 1) and s.dtype == torch.float32
+    assert not torch.isnan(s).any() and float(s[0]) == 1.0
+    torch.testing.assert_close(s, ref_s, rtol=0, atol=0)
+    _assert_int8_close(q, ref_q)
+    assert int(q.min()) >= -127
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_token_quant_asymmetric_matches_reference_exactly(m, k, dtype):
+    from vllm_sq.ops import per_token_quant
+
+    x = _x(m, k, dtype, 3 * m + k) + 2  # shifted: the zero point matters
+    x[0] = 5  # constant row: scale 1, clamped zero point
+    poison_allocator()
+    q, s, azp = per_token_quant(x, symmetric=False)
+    ref_q, ref_s, ref_z = ref_quant_asym(x)
+    torch.testing.assert_close(s, ref_s, rtol=0, atol=0)
+    torch.testing.assert_close(azp, ref_z, rtol=0, atol=0)
+    _assert_int8_close(q, ref_q)
+    # dequantization recovers x to half a step
+    deq = s * (q.float() - azp.float()[:, None])
+    assert float(((deq - x.float()).abs() / s).max()) <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_static_quant_matches_reference_exactly(m, k, dtype):
+    from vllm_sq.ops import static_quant
+
+    x = _x(m, k, dtype, m * k)
+    scale = torch.tensor([float(x.float().abs().max()) / 127 * 0.7], device="cuda")  # some values clip
+    poison_allocator()
+    q = static_quant(x, scale)
+    _assert_int8_close(q, ref_quant_sym(x, scale)[0])
+
+
+def _rms_norm_ref(h: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """The unfused op as vLLM/HF compute it: normalize in fp32, round to the dtype, multiply by the weight."""
+    hf = h.float()
+    return (hf * torch.rsqrt(hf.pow(2).mean(dim=-1, keepdim=True) + eps)).to(h.dtype) * w
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_rms_norm_quant_matches_unfused_composition(m, k, dtype, static):
+    from vllm_sq.ops import rms_norm_quant
+
+    x = _x(m, k, dtype, m + 2 * k)
+    w = (torch.rand(k, device="cuda") + 0.5).to(dtype)
+    eps = 1e-6
+    normed = _rms_norm_ref(x, w, eps)
+    scale = torch.tensor([float(normed.float().abs().max()) / 127], device="cuda") if static else None
+    poison_allocator()
+    q, s = rms_norm_quant(x, w, eps, scale)
+    ref_q, ref_s = ref_quant_sym(normed, scale)
+    assert not torch.isnan(s).any()
+    torch.testing.assert_close(s, ref_s, rtol=1e-2, atol=0)
+    _assert_int8_close(q, ref_q, max_frac=0.01)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_add_rms_norm_quant_updates_residual_and_matches(m, k, dtype):
+    from vllm_sq.ops import fused_add_rms_norm_quant
+
+    x = _x(m, k, dtype, 5 * m + k)
+    residual = _x(m, k, dtype, 7 * m + k)
+    w = (torch.rand(k, device="cuda") + 0.5).to(dtype)
+    eps = 1e-5
+    h = x + residual
+    normed = _rms_norm_ref(h, w, eps)
+    poison_allocator()
+    q, s = fused_add_rms_norm_quant(x, residual, w, eps)
+    torch.testing.assert_close(residual, h, rtol=0, atol=0)
+    ref_q, ref_s = ref_quant_sym(normed)
+    torch.testing.assert_close(s, ref_s, rtol=1e-2, atol=0)
+    _assert_int8_close(q, ref_q, max_frac=0.01)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_silu_and_mul_quant_matches_unfused_composition(m, k, dtype, static):
+    from vllm_sq.ops import silu_and_mul_quant
+
+    x = _x(m, 2 * k, dtype, 11 * m + k)
+    gate, up = x[:, :k], x[:, k:]
+    act = F.silu(gate.float()).to(dtype) * up
+    scale = torch.tensor([float(act.float().abs().max()) / 127], device="cuda") if static else None
+    poison_allocator()
+    q, s = silu_and_mul_quant(x, scale)
+    assert q.shape == (m, k)
+    ref_q, ref_s = ref_quant_sym(act, scale)
+    torch.testing.assert_close(s, ref_s, rtol=1e-2, atol=0)
+    _assert_int8_close(q, ref_q, max_frac=0.01)
+
+
+def test_cpp_entry_rejects_bad_arguments():
+    """Direct torch.ops calls (no Python checks) fail with the argument named."""
+    x = torch.randn(4, 32, device="cuda")
+    with pytest.raises(RuntimeError, match="x must be bfloat16 or float16"):
+        torch.ops.vllm_sq.per_token_quant(x)
+    xb = x.bfloat16()
+    with pytest.raises(RuntimeError, match="scale must hold one element"):
+        torch.ops.vllm_sq.static_quant(xb, torch.ones(2, device="cuda"))
+    with pytest.raises(RuntimeError, match="weight must be a contiguous"):
+        torch.ops.vllm_sq.rms_norm_quant(xb, torch.ones(16, device="cuda", dtype=torch.bfloat16), 1e-6, None)
+    with pytest.raises(RuntimeError, match="residual must have the shape of x"):
+        torch.ops.vllm_sq.fused_add_rms_norm_quant(xb, xb[:2].clone(), torch.ones(32, device="cuda").bfloat16(),
+                                                   1e-6, None)
+    with pytest.raises(RuntimeError, match="odd"):
+        torch.ops.vllm_sq.silu_and_mul_quant(torch.randn(4, 33, device="cuda").bfloat16(), None)
