@@ -69,3 +69,17 @@ def run_info() -> dict[str, Any]:
         "commit": git_commit(),
         "host": platform.node(),
     }
+
+
+def smoothquant_plugin_missing() -> str | None:
+    """Why vLLM would not know `smoothquant` in its engine processes (None when the entry point is installed).
+
+    vLLM loads plugins from installed entry points in every process, so importing vllm_sq here is not enough.
+    """
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="vllm.general_plugins")}
+    if "smoothquant" not in names:
+        return ("the vllm.general_plugins entry point 'smoothquant' is not installed "
+                "(pip install --no-build-isolation -e . in the repository)")
+    return None

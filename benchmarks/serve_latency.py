@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.load_gen import run_rate
-from benchmarks.run_info import REPO_ROOT, run_info
+from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
 from benchmarks.serve_throughput import CONFIGS, random_prompts
 from benchmarks.subproc import stop_group
 
@@ -89,6 +89,8 @@ def run_config(model: str, config: str, args: argparse.Namespace, work: Path, re
     log_path.parent.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"model": model, "config": config, "scheme": scheme, "kv_cache_dtype": kv_dtype,
                              "log": str(log_path.relative_to(results_dir)), "rates": []}
+    if scheme.startswith("smoothquant") and (missing := smoothquant_plugin_missing()):
+        return {**entry, "status": "error", "error": missing}
     cmd = server_command(model_dir, port, kv_dtype, args)
     start = time.monotonic()
     with open(log_path, "w") as log:

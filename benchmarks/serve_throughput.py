@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run_info import REPO_ROOT, run_info
+from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
 from benchmarks.subproc import run_logged
 
 # config name -> (dummy-model quantization scheme, kv_cache_dtype)
@@ -188,6 +188,8 @@ def run_one(model: str, config: str, args: argparse.Namespace, wls: list[Workloa
     entry: dict[str, Any] = {"model": model, "config": config, "scheme": scheme, "kv_cache_dtype": kv_dtype}
     if timeout_s <= 0:
         return {**entry, "status": "skipped", "error": "time budget spent before this config started"}
+    if scheme.startswith("smoothquant") and (missing := smoothquant_plugin_missing()):
+        return {**entry, "status": "error", "error": missing}
     cmd = [sys.executable, "-m", "benchmarks.serve_throughput", "--child", str(spec_path), "--child-out", str(out_path)]
     res = run_logged(cmd, log_path, timeout_s, cwd=REPO_ROOT)
     entry.update(parse_log(log_path.read_text(errors="replace")))
