@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_ERROR_RE = re.compile(r"\b\w*(Error|Exception)\b[:(]")
+# vLLM's front end re-raises a worker's failure under these generic messages; the root cause comes earlier.
+_WRAPPER_ERRORS = ("root cause", "Engine core initialization failed")
+_ERROR_RE = re.compile(r"\b\w*(Error|Exception): ")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class ChildResult:
         """The last line of the log that names an exception (what a table's footnote should show)."""
         lines = self.log_tail(200).splitlines()
         for i in range(len(lines) - 1, -1, -1):
-            if _ERROR_RE.search(lines[i]):
+            if _ERROR_RE.search(lines[i]) and not any(w in lines[i] for w in _WRAPPER_ERRORS):
                 # pydantic and similar put the reason on an indented continuation line
                 detail = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1][:1].isspace() else ""
                 return (lines[i].strip() + (" " + detail if detail else ""))[:400]
