@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -103,14 +104,24 @@ const DeviceInfo& device_info(int device) {
   return info;
 }
 
-at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tensor& a, at::ScalarType out_dtype) {
+// VLLM_SQ_GEMM_ARCH=80 runs the sm_80 kernels on a newer GPU (through their embedded PTX): tests only.
+int kernel_arch(int device_arch) {
+  static const int forced = [] {
+    const char* env = std::getenv("VLLM_SQ_GEMM_ARCH");
+    return env ? std::atoi(env) : 0;
+  }();
+  return forced ? forced : device_arch;
+}
+
+at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tensor& a, const at::Tensor& a_scales,
+                    const at::Tensor& b_scales, at::ScalarType out_dtype) {
   const c10::cuda::CUDAGuard guard(a.device());
   auto out = at::empty({p.m, p.n}, a.options().dtype(out_dtype));
   if (p.m == 0 || p.n == 0) return out;
   p.out = out.data_ptr();
   const DeviceInfo& info = device_info(a.get_device());
   p.sm_count = info.sm_count;
-  const int arch = info.arch;
+  const int arch = kernel_arch(info.arch);
   auto stream = c10::cuda::getCurrentCUDAStream(a.get_device());
   GemmPlan plan;
   const char* err = nullptr;
@@ -125,6 +136,16 @@ at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tenso
 #endif
   } else if (arch >= 80 && arch < 90) {
 #ifdef VLLM_SQ_WITH_SM80
+    // The 2.x broadcast visitors read vectors: expand per-tensor scales (one small copy kernel each).
+    at::Tensor sa_vec, sb_vec;
+    if (!p.a_per_token && p.m > 1) {
+      sa_vec = a_scales.reshape({1}).expand({p.m}).contiguous();
+      p.a_scales = sa_vec.data_ptr<float>();
+    }
+    if (!p.b_per_channel) {
+      sb_vec = b_scales.reshape({1}).expand({p.n}).contiguous();
+      p.b_scales = sb_vec.data_ptr<float>();
+    }
     err = sm80_plan(p, azp, static_cast<int>(config), &plan);
     TORCH_CHECK(*err == '\0', "int8_scaled_mm: ", err);
     auto ws = at::empty({static_cast<int64_t>(plan.workspace_bytes)}, a.options().dtype(at::kByte));
@@ -147,7 +168,7 @@ at::Tensor int8_scaled_mm(const at::Tensor& a, const at::Tensor& b, const at::Te
                           const at::Tensor& b_scales, const std::optional<at::Tensor>& bias,
                           at::ScalarType out_dtype, int64_t config) {
   ScaledMmParams p = check_and_pack(a, b, a_scales, b_scales, bias, out_dtype);
-  return run_gemm(p, /*azp=*/false, config, a, out_dtype);
+  return run_gemm(p, /*azp=*/false, config, a, a_scales, b_scales, out_dtype);
 }
 
 at::Tensor int8_scaled_mm_azp(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scales,
@@ -167,11 +188,11 @@ at::Tensor int8_scaled_mm_azp(const at::Tensor& a, const at::Tensor& b, const at
   p.azp = azp.data_ptr<int32_t>();
   p.azp_adj = azp_adj.data_ptr<int32_t>();
   p.a_per_token = true;
-  return run_gemm(p, /*azp=*/true, config, a, out_dtype);
+  return run_gemm(p, /*azp=*/true, config, a, a_scales, b_scales, out_dtype);
 }
 
 std::vector<std::string> gemm_configs(int64_t device) {
-  const int arch = device_info(static_cast<int>(device)).arch;
+  const int arch = kernel_arch(device_info(static_cast<int>(device)).arch);
   std::vector<std::string> names;
 #ifdef VLLM_SQ_WITH_SM90
   if (arch >= 90 && arch < 100) {

@@ -1,0 +1,308 @@
+"""INT8 GEMM benchmark on Llama-2 7B/13B layer shapes: torch bf16, vLLM's CUTLASS int8 path and ours, one run.
+
+Every variant is timed under CUDA-graph replay (launch gaps removed), over enough copies of its inputs and
+weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many replays. Variants:
+
+  bf16          torch.mm in bf16 (cuBLAS)
+  vllm_gemm     vllm._custom_ops.cutlass_scaled_mm on pre-quantized int8 inputs
+  vllm_q_gemm   scaled_int8_quant + cutlass_scaled_mm
+  ours_gemm     vllm_sq.ops.int8_scaled_mm (dispatch table) on pre-quantized inputs
+  ours_q_gemm   per_token_quant + int8_scaled_mm
+  prod_q_gemm   the layer's producer + quantization + GEMM: vLLM's rms_norm / silu_and_mul + scaled_int8_quant +
+                cutlass_scaled_mm (vllm_*) against our fused rms_norm_quant / silu_and_mul_quant + GEMM (ours_*);
+                qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
+  cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
+
+Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b] [--ms 1,16,...] [--sweep] [--quick]
+Writes DIR/gemm_<gpu>_<date>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+INT8_PEAK_TOPS = 1979.0  # H100 SXM dense int8
+COPY_BW = 3.0e12  # measured device-to-device copy bandwidth (bytes/s), environment.md
+L2_BYTES = 50 * 2**20
+
+# (N, K) of each linear layer; gate_up and qkv are the fused layers vLLM runs.
+MODELS = {
+    "7b": {"qkv": (12288, 4096), "o": (4096, 4096), "gate_up": (22016, 4096), "down": (4096, 11008)},
+    "13b": {"qkv": (15360, 5120), "o": (5120, 5120), "gate_up": (27648, 5120), "down": (5120, 13824)},
+}
+PRODUCER = {"qkv": "rms_norm", "gate_up": "rms_norm", "down": "silu_and_mul", "o": None}
+DEFAULT_MS = [1, 16, 64, 256, 1024, 4096, 16384]
+EPS = 1e-6
+
+
+def _vllm_ops():
+    try:
+        from vllm import _custom_ops as vllm_ops  # needs the vLLM CUDA build on PYTHONPATH
+
+        return vllm_ops, None
+    except Exception as exc:  # any import failure means "not available here"
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def time_graph(make_call, n_copies: int, replays: int) -> float:
+    """Median microseconds of one call: `make_call(i)` returns a closure over input copy i."""
+    calls_per_graph = max(n_copies, 4)
+    calls = [make_call(i % n_copies) for i in range(calls_per_graph)]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up outside capture: workspaces, lazy init
+        for c in calls:
+            c()
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for c in calls:
+            c()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for _ in range(replays):
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3 / calls_per_graph)
+    del graph
+    return statistics.median(times)
+
+
+def copies_for(bytes_per_call: int) -> int:
+    """Copies of a variant's inputs so that one pass over them is at least twice the L2 size."""
+    return max(1, min(16, math.ceil(2 * L2_BYTES / max(bytes_per_call, 1))))
+
+
+class Shape:
+    """Random inputs for one (layer, M), built per copy on demand."""
+
+    def __init__(self, m: int, n: int, k: int, producer: str | None, seed: int):
+        self.m, self.n, self.k, self.producer = m, n, k, producer
+        self.gen = torch.Generator("cuda").manual_seed(seed)
+
+    def randn(self, *shape) -> torch.Tensor:
+        return torch.randn(*shape, device="cuda", generator=self.gen, dtype=torch.float32).to(torch.bfloat16)
+
+    def int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = torch.randint(-127, 128, (self.n, self.k), dtype=torch.int8, device="cuda", generator=self.gen)
+        return w, torch.rand(1, self.n, device="cuda", generator=self.gen) * 0.01 + 1e-3
+
+    def activation(self) -> torch.Tensor:
+        return self.randn(self.m, self.k)
+
+    def quantized_activation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        q = torch.randint(-127, 128, (self.m, self.k), dtype=torch.int8, device="cuda", generator=self.gen)
+        return q, torch.rand(self.m, 1, device="cuda", generator=self.gen) * 0.01 + 1e-3
+
+    def producer_input(self) -> torch.Tensor:
+        return self.randn(self.m, 2 * self.k) if self.producer == "silu_and_mul" else self.randn(self.m, self.k)
+
+
+def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[str, float]:
+    """Times every variant for one shape; returns variant -> microseconds."""
+    from vllm_sq import ops
+
+    m, n, k = s.m, s.n, s.k
+    res: dict[str, float] = {}
+    norm_w = (torch.rand(k, device="cuda") + 0.5).to(torch.bfloat16)
+
+    def run(name: str, bytes_per_call: int, build) -> None:
+        n_copies = copies_for(bytes_per_call)
+        sets = [build() for _ in range(n_copies)]
+        res[name] = time_graph(lambda i: (lambda: sets[i][0](*sets[i][1:])), n_copies, replays)
+        del sets
+
+    w_bytes, x_bytes = n * k, m * k
+    out_bytes = 2 * m * n
+
+    # bf16 baseline
+    run("bf16", 2 * w_bytes + 2 * x_bytes + out_bytes,
+        lambda: (torch.mm, s.activation(), s.randn(n, k).t()))
+
+    def ours_gemm_call(config: int):
+        def build():
+            xq, sx = s.quantized_activation()
+            w, sw = s.int8_weight()
+            return (lambda a, b, sa, sb: ops.int8_scaled_mm(a, b, sa, sb, None, torch.bfloat16, config=config),
+                    xq, w.t(), sx, sw)
+        return build
+
+    run("ours_gemm", w_bytes + x_bytes + out_bytes, ours_gemm_call(-1))
+
+    def ours_q_gemm(x, w, sw):
+        xq, sx, _ = ops.per_token_quant(x)
+        return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
+
+    run("ours_q_gemm", w_bytes + 3 * x_bytes + out_bytes,
+        lambda: (ours_q_gemm, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+
+    if s.producer is not None:
+        def ours_fused(p, w, sw):
+            if s.producer == "rms_norm":
+                xq, sx = ops.rms_norm_quant(p, norm_w, EPS)
+            else:
+                xq, sx = ops.silu_and_mul_quant(p)
+            return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
+
+        p_bytes = 2 * m * (2 * k if s.producer == "silu_and_mul" else k)
+        run("ours_prod_q_gemm", w_bytes + p_bytes + x_bytes + out_bytes,
+            lambda: (ours_fused, s.producer_input(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+
+    if vllm_ops is not None:
+        def vllm_gemm(a, b, sa, sb):
+            return vllm_ops.cutlass_scaled_mm(a, b, sa, sb.reshape(-1, 1), torch.bfloat16)
+
+        def vllm_q_gemm(x, w, sw):
+            xq, sx, _ = vllm_ops.scaled_int8_quant(x)
+            return vllm_ops.cutlass_scaled_mm(xq, w, sx, sw.reshape(-1, 1), torch.bfloat16)
+
+        run("vllm_gemm", w_bytes + x_bytes + out_bytes,
+            lambda: (vllm_gemm, *s.quantized_activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+        run("vllm_q_gemm", w_bytes + 3 * x_bytes + out_bytes,
+            lambda: (vllm_q_gemm, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+        if s.producer is not None:
+            def vllm_prod(p, w, sw):
+                if s.producer == "rms_norm":
+                    h = torch.empty_like(p)
+                    vllm_ops.rms_norm(h, p, norm_w, EPS)
+                else:
+                    h = torch.empty(p.shape[0], p.shape[1] // 2, dtype=p.dtype, device=p.device)
+                    torch.ops._C.silu_and_mul(h, p)
+                return vllm_q_gemm(h, w, sw)
+
+            p_bytes = 2 * m * (2 * k if s.producer == "silu_and_mul" else k)
+            run("vllm_prod_q_gemm", w_bytes + p_bytes + 5 * x_bytes + out_bytes,
+                lambda: (vllm_prod, s.producer_input(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+
+    for i, name in enumerate(configs):
+        try:
+            run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
+        except RuntimeError as exc:  # a configuration may refuse a shape (can_implement)
+            print(f"  cfg:{name} m={m} n={n} k={k}: {exc}", file=sys.stderr)
+    torch.cuda.empty_cache()
+    return res
+
+
+def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | None]:
+    ops_count = 2.0 * m * n * k
+    ours = res["ours_gemm"]
+    out: dict[str, float | None] = {
+        "ours_tops": ops_count / ours / 1e6,
+        "ours_pct_peak": 100.0 * ops_count / ours / 1e6 / INT8_PEAK_TOPS,
+        "bound_us": n * k / COPY_BW * 1e6,
+    }
+    out["ours_over_bound"] = ours / out["bound_us"] if m <= 64 else None
+    out["vllm_over_ours_gemm"] = res["vllm_gemm"] / ours if "vllm_gemm" in res else None
+    out["vllm_over_ours_q_gemm"] = res["vllm_q_gemm"] / res["ours_q_gemm"] if "vllm_q_gemm" in res else None
+    if "ours_prod_q_gemm" in res and "vllm_prod_q_gemm" in res:
+        out["vllm_over_ours_prod_q_gemm"] = res["vllm_prod_q_gemm"] / res["ours_prod_q_gemm"]
+    out["q_overhead_pct"] = 100.0 * (res["ours_q_gemm"] / ours - 1.0)
+    out["vllm_tops"] = ops_count / res["vllm_gemm"] / 1e6 if "vllm_gemm" in res else None
+    return out
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    lines = [
+        f"# INT8 GEMM: {meta['gpu']}, {meta['date']}, commit {meta['commit']}",
+        "",
+        f"vLLM: {meta['vllm']}. Microseconds per call, CUDA-graph replay, inputs rotated beyond L2, median of "
+        f"{meta['replays']} replays. TOP/s and % of the {INT8_PEAK_TOPS:.0f} TOP/s int8 peak are for our GEMM "
+        "alone; vLLM/ours > 1 means ours is faster; bound = int8 weight bytes / 3.0 TB/s (M <= 64).",
+        "",
+        "| model | layer | M | bf16 | vLLM gemm | vLLM q+gemm | ours gemm | ours q+gemm | ours fused | TOP/s | % peak "
+        "| vLLM/ours gemm | vLLM/ours q+gemm | vLLM/ours fused | ours/bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t, d = r["us"], r["derived"]
+        lines.append(
+            f"| {r['model']} | {r['layer']} | {r['m']} | {t['bf16']:.1f} | {_fmt(t.get('vllm_gemm'), '.1f')} | "
+            f"{_fmt(t.get('vllm_q_gemm'), '.1f')} | {t['ours_gemm']:.1f} | {t['ours_q_gemm']:.1f} | "
+            f"{_fmt(t.get('ours_prod_q_gemm'), '.1f')} | {d['ours_tops']:.0f} | {d['ours_pct_peak']:.0f} | "
+            f"{_fmt(d['vllm_over_ours_gemm'], '.2f')} | {_fmt(d['vllm_over_ours_q_gemm'], '.2f')} | "
+            f"{_fmt(d.get('vllm_over_ours_prod_q_gemm'), '.2f')} | {_fmt(d['ours_over_bound'], '.2f')} |")
+    sweep = [r for r in rows if any(key.startswith("cfg:") for key in r["us"])]
+    if sweep:
+        names = sorted({key for r in sweep for key in r["us"] if key.startswith("cfg:")})
+        lines += ["", "Tile configurations (us, our GEMM alone):", "",
+                  "| model | layer | M | " + " | ".join(x[4:] for x in names) + " | best |",
+                  "|---|---|---|" + "---|" * (len(names) + 1)]
+        for r in sweep:
+            vals = {x: r["us"].get(x) for x in names}
+            best = min((v, x) for x, v in vals.items() if v is not None)[1][4:]
+            lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | "
+                         + " | ".join(_fmt(vals[x], ".1f") for x in names) + f" | {best} |")
+    return "\n".join(lines) + "\n"
+
+
+def commit() -> str:
+    if os.environ.get("VLLM_SQ_COMMIT"):
+        return os.environ["VLLM_SQ_COMMIT"]
+    from benchmarks.run_info import git_commit
+
+    return git_commit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--models", default="7b,13b")
+    ap.add_argument("--ms", default=",".join(map(str, DEFAULT_MS)))
+    ap.add_argument("--replays", type=int, default=30)
+    ap.add_argument("--sweep", action="store_true", help="also time every tile configuration (7B shapes)")
+    args = ap.parse_args(argv)
+
+    from benchmarks.run_info import utc_now
+    from vllm_sq import ops
+
+    ok, reason = ops.available()
+    if not ok:
+        print(f"vllm_sq ops unavailable: {reason}", file=sys.stderr)
+        return 2
+    vllm_ops, vllm_err = _vllm_ops()
+    gpu = torch.cuda.get_device_name()
+    meta = {"gpu": gpu, "date": utc_now(), "commit": commit(), "replays": args.replays,
+            "vllm": "unavailable (" + vllm_err + ")" if vllm_ops is None else "vLLM " + __import__("vllm").__version__,
+            "torch": torch.__version__}
+    configs = ops.gemm_configs()
+    rows = []
+    for model in args.models.split(","):
+        for layer, (n, k) in MODELS[model].items():
+            for m in map(int, args.ms.split(",")):
+                s = Shape(m, n, k, PRODUCER[layer], seed=m * 131 + n + k)
+                res = bench_shape(s, vllm_ops, configs if (args.sweep and model == "7b") else [], args.replays)
+                row = {"model": model, "layer": layer, "m": m, "n": n, "k": k, "us": res,
+                       "derived": derived(m, n, k, res)}
+                rows.append(row)
+                d = row["derived"]
+                print(f"{model} {layer:7s} M={m:5d}: ours {res['ours_gemm']:8.1f} us ({d['ours_tops']:6.0f} TOP/s) "
+                      f"vllm {_fmt(res.get('vllm_gemm'), '8.1f')} bf16 {res['bf16']:8.1f}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "gemm_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    md = markdown(meta, rows)
+    (args.out / f"{stem}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
