@@ -68,15 +68,22 @@ __device__ __forceinline__ float combine(float a, float b) {
   return a + b;
 }
 
-// Block-wide reduction; every thread gets the result. `smem` holds 32 floats.
+template <Reduce R>
+__device__ __forceinline__ float identity() {
+  if constexpr (R == Reduce::kMax) return -FLT_MAX;
+  if constexpr (R == Reduce::kMin) return FLT_MAX;
+  return 0.f;
+}
+
+// Block-wide reduction (blockDim.x a multiple of 32); every thread gets the result. `smem` holds 32 floats.
 template <Reduce R>
 __device__ float block_reduce(float v, float* smem) {
   for (int o = 16; o > 0; o >>= 1) v = combine<R>(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
   __syncthreads();  // smem may still be read by a previous reduction
   if (lane == 0) smem[warp] = v;
   __syncthreads();
-  v = lane < nwarps ? smem[lane] : smem[0];
+  v = lane < nwarps ? smem[lane] : identity<R>();
   for (int o = 16; o > 0; o >>= 1) v = combine<R>(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }

@@ -1,0 +1,82 @@
+"""The fake (meta) implementations against the op schemas of csrc/torch_bindings.cpp (CPU: runs in CI).
+
+Without the compiled extension the schemas are defined here from the C++ source, so the fakes that
+torch.compile and CUDA-graph capture rely on are exercised on every machine.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from vllm_sq.ops import _fake, _loader
+
+BINDINGS = Path(__file__).resolve().parents[2] / "csrc" / "torch_bindings.cpp"
+
+
+def _schemas() -> list[str]:
+    text = BINDINGS.read_text()
+    out = []
+    for call in re.findall(r'm\.def\(((?:"[^"]*"\s*)+)', text):
+        out.append("".join(re.findall(r'"([^"]*)"', call)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ops():
+    if _loader._load_error() is None:  # the real extension is loaded: its schemas and fakes are in place
+        return torch.ops.vllm_sq
+    lib = torch.library.Library("vllm_sq", "DEF")  # noqa: TOR901 (kept alive by the fixture)
+    for schema in _schemas():
+        lib.define(schema)
+    _fake.register()
+    yield torch.ops.vllm_sq
+    del lib
+
+
+def test_schemas_cover_the_api(ops):
+    names = {s.split("(", 1)[0] for s in _schemas()}
+    assert names == {"int8_scaled_mm", "int8_scaled_mm_azp", "gemm_configs", "per_token_quant",
+                     "per_token_quant_azp", "static_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
+                     "silu_and_mul_quant"}
+
+
+def test_fake_shapes_and_dtypes(ops):
+    """Every tensor op runs on meta tensors (i.e. has a fake) and reports the kernel's shapes and dtypes."""
+    m, n, k = 5, 48, 64
+    meta = {"device": "meta"}
+    a = torch.empty(m, k, dtype=torch.int8, **meta)
+    b = torch.empty(n, k, dtype=torch.int8, **meta).t()
+    sa, sb = torch.empty(m, **meta), torch.empty(n, **meta)
+    out = ops.int8_scaled_mm(a, b, sa, sb, None, torch.float16)
+    assert out.shape == (m, n) and out.dtype == torch.float16
+    out = ops.int8_scaled_mm_azp(a, b, sa, sb, torch.empty(n, dtype=torch.int32, **meta),
+                                 torch.empty(m, dtype=torch.int32, **meta), None, torch.bfloat16)
+    assert out.shape == (m, n) and out.dtype == torch.bfloat16
+
+    x = torch.empty(m, k, dtype=torch.bfloat16, **meta)
+    q, s = ops.per_token_quant(x)
+    assert (q.shape, q.dtype, s.shape, s.dtype) == ((m, k), torch.int8, (m, 1), torch.float32)
+    q, s, z = ops.per_token_quant_azp(x)
+    assert z.shape == (m,) and z.dtype == torch.int32
+    assert ops.static_quant(x, torch.empty(1, **meta)).dtype == torch.int8
+    w = torch.empty(k, dtype=torch.bfloat16, **meta)
+    q, s = ops.rms_norm_quant(x, w, 1e-6, None)
+    assert q.shape == (m, k) and s.shape == (m, 1)
+    q, s = ops.fused_add_rms_norm_quant(x, torch.empty_like(x), w, 1e-6, torch.empty(1, **meta))
+    assert s.shape == (1, 1)
+    q, s = ops.silu_and_mul_quant(torch.empty(m, 2 * k, dtype=torch.float16, **meta), None)
+    assert q.shape == (m, k) and s.shape == (m, 1)
+
+
+def test_fakes_reject_bad_layouts_at_trace_time(ops):
+    a = torch.empty(4, 64, dtype=torch.int8, device="meta")
+    b_row_major = torch.empty(64, 32, dtype=torch.int8, device="meta")
+    with pytest.raises(ValueError, match="b must be column-major"):
+        ops.int8_scaled_mm(a, b_row_major, torch.empty(4, device="meta"), torch.empty(32, device="meta"), None,
+                           torch.bfloat16)
+    with pytest.raises(ValueError, match="odd"):
+        ops.silu_and_mul_quant(torch.empty(4, 33, dtype=torch.bfloat16, device="meta"), None)
