@@ -77,6 +77,23 @@ def export_tiny(work: Path, args: argparse.Namespace) -> Path:
     return export_checkpoint(model, tok, scales, work / "sq", alpha=0.5)
 
 
+def markdown(report: dict[str, Any]) -> str:
+    info = report["run_info"]
+    lines = [f"# Tensor parallelism: TP={report['tp']} vs TP=1, greedy", "",
+             f"- device: {info['device']}; vLLM {info['vllm']}; date {info['date_utc']}; commit {info['commit']}",
+             f"- checkpoint: {report.get('checkpoint', '-')}; command: `{report['command']}`", ""]
+    for tp, run in report["runs"].items():
+        lines.append(f"- TP={tp}: {run['status']}" + (f" ({run['error']})" if run["status"] != "ok" else
+                                                      f", quantization {run['quantization']}"))
+    a = report.get("agreement")
+    if a:
+        lines += ["", "| identical greedy sequences | mean common prefix | max / mean abs prompt-logprob diff |",
+                  "|---|---|---|",
+                  f"| {a['identical_sequences']}/{a['num_sequences']} | {100 * a['mean_common_prefix']:.1f}% | "
+                  f"{a['max_abs_prompt_logprob_diff']:.4f} / {a['mean_abs_prompt_logprob_diff']:.5f} |"]
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tp", type=int, default=2)
@@ -139,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if 1 in outs and args.tp in outs:
         report["agreement"] = compare(outs[1], outs[args.tp])
     (results_dir / "tp_greedy.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    (results_dir / "tp_greedy.md").write_text(markdown(report))
+    print(markdown(report))
     return 0 if "agreement" in report else 1
 
 
