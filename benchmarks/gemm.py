@@ -122,9 +122,12 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
 
     def run(name: str, bytes_per_call: int, build) -> None:
         n_copies = copies_for(bytes_per_call)
-        sets = [build() for _ in range(n_copies)]
-        res[name] = time_graph(lambda i: (lambda: sets[i][0](*sets[i][1:])), n_copies, replays)
-        del sets
+        try:
+            sets = [build() for _ in range(n_copies)]
+            res[name] = time_graph(lambda i: (lambda: sets[i][0](*sets[i][1:])), n_copies, replays)
+        except Exception as exc:  # one failing variant must not cost the rest of the run
+            print(f"  {name} m={m} n={n} k={k} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            torch.cuda.synchronize()
 
     w_bytes, x_bytes = n * k, m * k
     out_bytes = 2 * m * n
@@ -189,30 +192,32 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
                 lambda: (vllm_prod, s.producer_input(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
 
     for i, name in enumerate(configs):
-        try:
-            run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
-        except RuntimeError as exc:  # a configuration may refuse a shape (can_implement)
-            print(f"  cfg:{name} m={m} n={n} k={k}: {exc}", file=sys.stderr)
+        run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
     torch.cuda.empty_cache()
     return res
 
 
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or den is None else num / den
+
+
 def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | None]:
+    """TOP/s, % of peak, ratios to vLLM and to the weight-streaming bound (None where a variant is missing)."""
     ops_count = 2.0 * m * n * k
-    ours = res["ours_gemm"]
-    out: dict[str, float | None] = {
-        "ours_tops": ops_count / ours / 1e6,
-        "ours_pct_peak": 100.0 * ops_count / ours / 1e6 / INT8_PEAK_TOPS,
-        "bound_us": n * k / COPY_BW * 1e6,
+    ours = res.get("ours_gemm")
+    bound = n * k / COPY_BW * 1e6
+    tops = _ratio(ops_count / 1e6, ours)
+    return {
+        "ours_tops": tops,
+        "ours_pct_peak": None if tops is None else 100.0 * tops / INT8_PEAK_TOPS,
+        "bound_us": bound,
+        "ours_over_bound": _ratio(ours, bound) if m <= 64 else None,
+        "vllm_over_ours_gemm": _ratio(res.get("vllm_gemm"), ours),
+        "vllm_over_ours_q_gemm": _ratio(res.get("vllm_q_gemm"), res.get("ours_q_gemm")),
+        "vllm_over_ours_prod_q_gemm": _ratio(res.get("vllm_prod_q_gemm"), res.get("ours_prod_q_gemm")),
+        "q_overhead_pct": None if ours is None or "ours_q_gemm" not in res else 100.0 * (res["ours_q_gemm"] / ours - 1),
+        "vllm_tops": _ratio(ops_count / 1e6, res.get("vllm_gemm")),
     }
-    out["ours_over_bound"] = ours / out["bound_us"] if m <= 64 else None
-    out["vllm_over_ours_gemm"] = res["vllm_gemm"] / ours if "vllm_gemm" in res else None
-    out["vllm_over_ours_q_gemm"] = res["vllm_q_gemm"] / res["ours_q_gemm"] if "vllm_q_gemm" in res else None
-    if "ours_prod_q_gemm" in res and "vllm_prod_q_gemm" in res:
-        out["vllm_over_ours_prod_q_gemm"] = res["vllm_prod_q_gemm"] / res["ours_prod_q_gemm"]
-    out["q_overhead_pct"] = 100.0 * (res["ours_q_gemm"] / ours - 1.0)
-    out["vllm_tops"] = ops_count / res["vllm_gemm"] / 1e6 if "vllm_gemm" in res else None
-    return out
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -234,9 +239,11 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     for r in rows:
         t, d = r["us"], r["derived"]
         lines.append(
-            f"| {r['model']} | {r['layer']} | {r['m']} | {t['bf16']:.1f} | {_fmt(t.get('vllm_gemm'), '.1f')} | "
-            f"{_fmt(t.get('vllm_q_gemm'), '.1f')} | {t['ours_gemm']:.1f} | {t['ours_q_gemm']:.1f} | "
-            f"{_fmt(t.get('ours_prod_q_gemm'), '.1f')} | {d['ours_tops']:.0f} | {d['ours_pct_peak']:.0f} | "
+            f"| {r['model']} | {r['layer']} | {r['m']} | {_fmt(t.get('bf16'), '.1f')} | "
+            f"{_fmt(t.get('vllm_gemm'), '.1f')} | {_fmt(t.get('vllm_q_gemm'), '.1f')} | "
+            f"{_fmt(t.get('ours_gemm'), '.1f')} | {_fmt(t.get('ours_q_gemm'), '.1f')} | "
+            f"{_fmt(t.get('ours_prod_q_gemm'), '.1f')} | {_fmt(d['ours_tops'], '.0f')} | "
+            f"{_fmt(d['ours_pct_peak'], '.0f')} | "
             f"{_fmt(d['vllm_over_ours_gemm'], '.2f')} | {_fmt(d['vllm_over_ours_q_gemm'], '.2f')} | "
             f"{_fmt(d.get('vllm_over_ours_prod_q_gemm'), '.2f')} | {_fmt(d['ours_over_bound'], '.2f')} |")
     sweep = [r for r in rows if any(key.startswith("cfg:") for key in r["us"])]
@@ -247,7 +254,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                   "|---|---|---|" + "---|" * (len(names) + 1)]
         for r in sweep:
             vals = {x: r["us"].get(x) for x in names}
-            best = min((v, x) for x, v in vals.items() if v is not None)[1][4:]
+            timed = [(v, x) for x, v in vals.items() if v is not None]
+            best = min(timed)[1][4:] if timed else "-"
             lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | "
                          + " | ".join(_fmt(vals[x], ".1f") for x in names) + f" | {best} |")
     return "\n".join(lines) + "\n"
@@ -293,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                        "derived": derived(m, n, k, res)}
                 rows.append(row)
                 d = row["derived"]
-                print(f"{model} {layer:7s} M={m:5d}: ours {res['ours_gemm']:8.1f} us ({d['ours_tops']:6.0f} TOP/s) "
-                      f"vllm {_fmt(res.get('vllm_gemm'), '8.1f')} bf16 {res['bf16']:8.1f}", flush=True)
+                print(f"{model} {layer:7s} M={m:5d}: ours {_fmt(res.get('ours_gemm'), '8.1f')} us "
+                      f"({_fmt(d['ours_tops'], '6.0f')} TOP/s) vllm {_fmt(res.get('vllm_gemm'), '8.1f')} "
+                      f"bf16 {_fmt(res.get('bf16'), '8.1f')}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "gemm_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

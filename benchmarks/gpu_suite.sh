@@ -51,12 +51,14 @@ fi
 # --- build -------------------------------------------------------------------------------------------------
 if step build; then
   start=$(date +%s)
-  if CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 540 python3 -m pip install --no-build-isolation --no-deps -v . \
-      >"$LOGS/build.log" 2>&1; then
+  build() { CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 540 python3 -m pip install --no-build-isolation --no-deps -v . ; }
+  if build >"$LOGS/build.log" 2>&1 || {
+       grep -q "Could not find a package configuration file provided by \"Torch\"\|TorchConfig\|Caffe2" \
+         "$LOGS/build.log" && echo "retrying with VLLM_SQ_TORCH_FROM_PYTHON=1" &&
+       VLLM_SQ_TORCH_FROM_PYTHON=1 build >>"$LOGS/build.log" 2>&1; }; then
     so=$(find build -name '_C*.so' | head -1)
     cp "$so" vllm_sq/  # the tests import vllm_sq from this tree
     note "build: ok in $(( $(date +%s) - start )) s ($VLLM_SQ_CUDA_ARCHS)"
-    grep -E "registers|spill" "$LOGS/build.log" | sort | uniq -c | sort -rn | head -5 >"$LOGS/ptxas_summary.txt"
   else
     note "build: FAILED (logs/build.log)"
     tail -40 "$LOGS/build.log"
