@@ -29,6 +29,9 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant(const at::Tensor& x, const at:
 std::tuple<at::Tensor, at::Tensor> fused_add_rms_norm_quant(const at::Tensor& x, at::Tensor& residual,
                                                             const at::Tensor& weight, double eps,
                                                             const std::optional<at::Tensor>& scale);
+std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const at::Tensor& weight,
+                                                    const at::Tensor& bias, double eps,
+                                                    const std::optional<at::Tensor>& scale);
 std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const std::optional<at::Tensor>& scale);
 
 }  // namespace vllm_sq

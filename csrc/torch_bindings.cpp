@@ -18,6 +18,7 @@ TORCH_LIBRARY(vllm_sq, m) {
   m.def("rms_norm_quant(Tensor x, Tensor weight, float eps, Tensor? scale) -> (Tensor, Tensor)");
   m.def("fused_add_rms_norm_quant(Tensor x, Tensor(a!) residual, Tensor weight, float eps, Tensor? scale) "
         "-> (Tensor, Tensor)");
+  m.def("layer_norm_quant(Tensor x, Tensor weight, Tensor bias, float eps, Tensor? scale) -> (Tensor, Tensor)");
   m.def("silu_and_mul_quant(Tensor x, Tensor? scale) -> (Tensor, Tensor)");
 }
 
@@ -29,6 +30,7 @@ TORCH_LIBRARY_IMPL(vllm_sq, CUDA, m) {
   m.impl("static_quant", &vllm_sq::static_quant);
   m.impl("rms_norm_quant", &vllm_sq::rms_norm_quant);
   m.impl("fused_add_rms_norm_quant", &vllm_sq::fused_add_rms_norm_quant);
+  m.impl("layer_norm_quant", &vllm_sq::layer_norm_quant);
   m.impl("silu_and_mul_quant", &vllm_sq::silu_and_mul_quant);
 }
 

@@ -10,6 +10,7 @@
 //   plain:            v = x
 //   rms_norm:         v = T(T(x * r) * w),          r = rsqrt(mean(x^2) + eps)        (T = round to bf16/fp16)
 //   fused_add:        h = T(x + residual) (written back to residual), then rms_norm of h
+//   layer_norm:       v = T((x - mean) * rstd * w + b),  rstd = rsqrt(var + eps)  (biased variance, as torch)
 //   silu_and_mul:     v = T(T(silu(g)) * u),        x = [g | u] along the last dim
 // The divisions are IEEE (no fast-math) so results match a float32 torch reference bit for bit.
 //
@@ -206,6 +207,44 @@ __global__ void rms_norm_quant_kernel(const T* __restrict__ x, T* __restrict__ r
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
+// LayerNorm (OPT-style, with bias): v = T((x - mean) * rstd * w + b), mean and variance in fp32 (two passes).
+template <class T, int VEC>
+__global__ void layer_norm_quant_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                        float eps, int8_t* __restrict__ q, int k, const float* static_scale,
+                                        float* scales) {
+  __shared__ float smem[32];
+  const int64_t row = blockIdx.x;
+  const int nvec = k / VEC;
+  const T* x_row = x + row * k;
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+    float v[VEC];
+    load_vec<T, VEC>(x_row, i, v);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) sum += v[j];
+  }
+  const float mean = block_reduce<Reduce::kSum>(sum, smem) / static_cast<float>(k);
+  float sq = 0.f;
+  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+    float v[VEC];
+    load_vec<T, VEC>(x_row, i, v);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) sq += (v[j] - mean) * (v[j] - mean);
+  }
+  const float rstd = rsqrtf(block_reduce<Reduce::kSum>(sq, smem) / static_cast<float>(k) + eps);
+
+  auto value = [&](int i, float(&v)[VEC]) {
+    float wv[VEC], bv[VEC];
+    load_vec<T, VEC>(x_row, i, v);
+    load_vec<T, VEC>(w, i, wv);
+    load_vec<T, VEC>(b, i, bv);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = round_t<T>((v[j] - mean) * rstd * wv[j] + bv[j]);
+  };
+  quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+  if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
+}
+
 template <class T, int VEC>
 __global__ void silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d,
                                           const float* static_scale, float* scales) {
@@ -388,6 +427,37 @@ std::tuple<at::Tensor, at::Tensor> fused_add_rms_norm_quant(const at::Tensor& x,
                                                             const at::Tensor& weight, double eps,
                                                             const std::optional<at::Tensor>& scale) {
   return rms_norm_quant_impl(x, &residual, weight, eps, scale);
+}
+
+std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const at::Tensor& weight,
+                                                    const at::Tensor& bias, double eps,
+                                                    const std::optional<at::Tensor>& scale) {
+  check_activation(x, "x");
+  const int64_t m = x.size(0), k = x.size(1);
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{weight, "weight"}, {bias, "bias"}}) {
+    TORCH_CHECK(t.device() == x.device(), name, " must be on ", x.device());
+    TORCH_CHECK(t.scalar_type() == x.scalar_type(), name, " must have the dtype of x (", x.scalar_type(), "; got ",
+                t.scalar_type(), ")");
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == k && t.is_contiguous(), name, " must be a contiguous [K] = [", k,
+                "] vector (got shape ", t.sizes(), ")");
+  }
+  TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", eps, ")");
+  const float* s = check_static_scale(scale, x);
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto q = at::empty({m, k}, x.options().dtype(at::kChar));
+  auto scales = at::empty({s ? 1 : m, 1}, x.options().dtype(at::kFloat));
+  if (m == 0 || k == 0) return {q, scales.fill_(1.f)};
+  const bool vec_ok = k % 8 == 0 && aligned16(x.data_ptr()) && aligned16(weight.data_ptr()) &&
+                      aligned16(bias.data_ptr());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
+    layer_norm_quant_kernel<T, VEC><<<m, threads_for(m, k / VEC), 0, stream>>>(
+        static_cast<const T*>(x.data_ptr()), static_cast<const T*>(weight.data_ptr()),
+        static_cast<const T*>(bias.data_ptr()), static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
+        scales.data_ptr<float>());
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {q, scales};
 }
 
 std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const std::optional<at::Tensor>& scale) {

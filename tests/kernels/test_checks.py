@@ -73,6 +73,8 @@ def test_activation_and_fused_op_errors():
         _checks.rms_norm_args(x, None, torch.ones(32), None)
     with pytest.raises(ValueError, match="residual must match x"):
         _checks.rms_norm_args(x, x[:2].clone(), torch.ones(32, dtype=torch.bfloat16), None)
+    with pytest.raises(ValueError, match="bias must be a contiguous \\[K\\]"):
+        _checks.layer_norm_args(x, torch.ones(32, dtype=torch.bfloat16), torch.ones(8, dtype=torch.bfloat16), None)
     with pytest.raises(ValueError, match="odd"):
         _checks.silu_and_mul_args(torch.zeros(4, 33, dtype=torch.bfloat16), None)
 

@@ -41,7 +41,7 @@ def test_schemas_cover_the_api(ops):
     names = {s.split("(", 1)[0] for s in _schemas()}
     assert names == {"int8_scaled_mm", "int8_scaled_mm_azp", "gemm_configs", "per_token_quant",
                      "per_token_quant_azp", "static_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
-                     "silu_and_mul_quant"}
+                     "layer_norm_quant", "silu_and_mul_quant"}
 
 
 def test_fake_shapes_and_dtypes(ops):
@@ -68,6 +68,8 @@ def test_fake_shapes_and_dtypes(ops):
     assert q.shape == (m, k) and s.shape == (m, 1)
     q, s = ops.fused_add_rms_norm_quant(x, torch.empty_like(x), w, 1e-6, torch.empty(1, **meta))
     assert s.shape == (1, 1)
+    q, s = ops.layer_norm_quant(x, w, torch.empty_like(w), 1e-5, None)
+    assert q.shape == (m, k) and s.shape == (m, 1)
     q, s = ops.silu_and_mul_quant(torch.empty(m, 2 * k, dtype=torch.float16, **meta), None)
     assert q.shape == (m, k) and s.shape == (m, 1)
 

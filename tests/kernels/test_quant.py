@@ -138,6 +138,25 @@ def test_silu_and_mul_quant_matches_unfused_composition(m, k, dtype, static):
     _assert_int8_close(q, ref_q, max_frac=0.01)
 
 
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
+    from vllm_sq.ops import layer_norm_quant
+
+    x = _x(m, k, dtype, 13 * m + k) + 1
+    w = (torch.rand(k, device="cuda") + 0.5).to(dtype)
+    b = torch.randn(k, device="cuda").to(dtype)
+    eps = 1e-5
+    normed = F.layer_norm(x.float(), (k,), w.float(), b.float(), eps).to(dtype)
+    scale = torch.tensor([float(normed.float().abs().max()) / 127], device="cuda") if static else None
+    poison_allocator()
+    q, s = layer_norm_quant(x, w, b, eps, scale)
+    ref_q, ref_s = ref_quant_sym(normed, scale)
+    torch.testing.assert_close(s, ref_s, rtol=1e-2, atol=0)
+    _assert_int8_close(q, ref_q, max_frac=0.01)
+
+
 def test_cpp_entry_rejects_bad_arguments():
     """Direct torch.ops calls (no Python checks) fail with the argument named."""
     x = torch.randn(4, 32, device="cuda")
@@ -151,5 +170,8 @@ def test_cpp_entry_rejects_bad_arguments():
     with pytest.raises(RuntimeError, match="residual must have the shape of x"):
         torch.ops.vllm_sq.fused_add_rms_norm_quant(xb, xb[:2].clone(), torch.ones(32, device="cuda").bfloat16(),
                                                    1e-6, None)
+    with pytest.raises(RuntimeError, match="bias must have the dtype of x"):
+        torch.ops.vllm_sq.layer_norm_quant(xb, torch.ones(32, device="cuda").bfloat16(), torch.ones(32, device="cuda"),
+                                           1e-5, None)
     with pytest.raises(RuntimeError, match="odd"):
         torch.ops.vllm_sq.silu_and_mul_quant(torch.randn(4, 33, device="cuda").bfloat16(), None)

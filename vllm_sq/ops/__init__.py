@@ -9,6 +9,7 @@ from vllm_sq.ops._loader import available
 from vllm_sq.ops.gemm import gemm_configs, int8_scaled_mm, int8_scaled_mm_azp
 from vllm_sq.ops.quant import (
     fused_add_rms_norm_quant,
+    layer_norm_quant,
     per_token_quant,
     rms_norm_quant,
     silu_and_mul_quant,
@@ -21,6 +22,7 @@ __all__ = [
     "gemm_configs",
     "int8_scaled_mm",
     "int8_scaled_mm_azp",
+    "layer_norm_quant",
     "per_token_quant",
     "rms_norm_quant",
     "silu_and_mul_quant",

@@ -114,6 +114,17 @@ def rms_norm_args(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.
         static_scale(scale)
 
 
+def layer_norm_args(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor | None) -> None:
+    activation(x, "x")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t.dtype != x.dtype:
+            _fail(TypeError, f"{name} must have the dtype of x ({x.dtype}; got {t.dtype})")
+        if t.dim() != 1 or t.shape[0] != x.shape[1] or not t.is_contiguous():
+            _fail(ValueError, f"{name} must be a contiguous [K] = [{x.shape[1]}] vector (got shape {tuple(t.shape)})")
+    if scale is not None:
+        static_scale(scale)
+
+
 def silu_and_mul_args(x: torch.Tensor, scale: torch.Tensor | None) -> None:
     activation(x, "x")
     if x.shape[1] % 2 != 0:

@@ -57,6 +57,11 @@ def register() -> None:
         _checks.rms_norm_args(x, residual, weight, scale)
         return _quant_out(x, x.shape, scale)
 
+    @torch.library.register_fake(lib + "layer_norm_quant")
+    def _layer_norm_quant(x, weight, bias, eps, scale):
+        _checks.layer_norm_args(x, weight, bias, scale)
+        return _quant_out(x, x.shape, scale)
+
     @torch.library.register_fake(lib + "silu_and_mul_quant")
     def _silu_and_mul_quant(x, scale):
         _checks.silu_and_mul_args(x, scale)

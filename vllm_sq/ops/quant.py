@@ -1,4 +1,4 @@
-"""Activation quantization to int8, alone or fused into RMSNorm, residual-add + RMSNorm and SiLU-and-mul.
+"""Activation quantization to int8, alone or fused into RMSNorm, residual-add + RMSNorm, LayerNorm, SiLU-and-mul.
 
 Numerics as docs/checkpoint_format.md: s = max|x| / 127 per token (dynamic) or the given scale (static),
 q = clamp(round_half_even(x / s), -127, 127); asymmetric: s = (max - min) / 255, zero point z, range [-128, 127].
@@ -49,6 +49,14 @@ def fused_add_rms_norm_quant(x: torch.Tensor, residual: torch.Tensor, weight: to
     _checks.rms_norm_args(x, residual, weight, scale)
     require()
     return torch.ops.vllm_sq.fused_add_rms_norm_quant(x, residual, weight, eps, scale)
+
+
+def layer_norm_quant(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                     scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8 of LayerNorm(x) * weight + bias (fp32 statistics, rounded once to x's dtype) and its scales (OPT)."""
+    _checks.layer_norm_args(x, weight, bias, scale)
+    require()
+    return torch.ops.vllm_sq.layer_norm_quant(x, weight, bias, eps, scale)
 
 
 def silu_and_mul_quant(x: torch.Tensor, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
