@@ -1,40 +1,53 @@
 #!/usr/bin/env bash
-# The GPU-machine suite in one command: build the extension, run every GPU test, a compute-sanitizer memcheck
-# pass, the GEMM benchmark and (if present) benchmarks/serve_suite.sh. Run from the repository root:
+# The GPU-machine suite in one command: build the extension, run every GPU test, the GEMM benchmark, a
+# compute-sanitizer memcheck pass and (if present) benchmarks/serve_suite.sh. Run from the repository root:
 #
 #   OUT=/some/dir bash benchmarks/gpu_suite.sh
 #
 # Environment:
 #   OUT                 where logs and results go (default ./out/gpu_suite); the device tool returns $OUT
-#   SUITE_STEPS         comma list from build,test,sanitize,bench,serve (default: all of them)
+#   SUITE_STEPS         comma list from build,test,bench,sanitize,serve (default: all, in that order)
+#   SUITE_BUDGET_S      wall-clock budget of the whole call (default 560: the device tool's limit is 600); each
+#                       step gets what is left, steps that no longer fit are skipped and say so
 #   VLLM_SQ_CUDA_ARCHS  arches to build (default 90a here: the H100; the package default is 80;89;90a)
-#   GEMM_ARGS           extra arguments for benchmarks/gemm.py (e.g. "--sweep --models 7b")
+#   GEMM_ARGS           extra arguments for benchmarks/gemm.py (e.g. "--sweep" to time every tile configuration)
 #   VLLM_SQ_COMMIT      commit to stamp on results when the tree has no .git
 # vLLM comparisons need the vLLM bundle: if /tmp/gpu holds part00.. and SHA256SUMS (copied there by earlier
 # calls) it is verified, unpacked to /tmp/gpu-site and put on PYTHONPATH; otherwise they are reported as
-# unavailable. CUTLASS headers: from an importable `cutlass_library`, else from a wheel under .whl/.
+# unavailable. CUTLASS headers: from an importable `cutlass_library` (the bundle has one), else from the wheel
+# under .whl/ (carry it).
+# Results: $OUT/summary.txt, $OUT/gemm_<gpu>_<date>.{json,md}, $OUT/logs/*.log (tarred at the end).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
+T0=$(date +%s)
+BUDGET=${SUITE_BUDGET_S:-560}
 OUT=${OUT:-$PWD/out/gpu_suite}
 LOGS=$OUT/logs
 mkdir -p "$LOGS"
-STEPS=",${SUITE_STEPS:-build,test,sanitize,bench,serve},"
+STEPS=",${SUITE_STEPS:-build,test,bench,sanitize,serve},"
 export VLLM_SQ_CUDA_ARCHS=${VLLM_SQ_CUDA_ARCHS:-90a}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 CMAKE_POLICY_VERSION_MINIMUM=3.5
-declare -a SUMMARY=()
-note() { SUMMARY+=("$1"); echo "== $1"; }
-step() { [[ $STEPS == *",$1,"* ]]; }
+note() { echo "== $1" | tee -a "$OUT/summary.txt"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+# step NAME MIN_SECONDS: selected and at least MIN_SECONDS of budget left (else says it was skipped)
+step() {
+  [[ $STEPS == *",$1,"* ]] || return 1
+  if (( $(left) < $2 )); then note "$1: SKIPPED, $(left) s of budget left (needs >= $2 s)"; return 1; fi
+}
+cap() { local l=$(( $(left) - 15 )); echo $(( l < $1 ? l : $1 )); }  # a step's timeout: its cap or what is left
+
+note "gpu_suite on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(date -u +%FT%TZ)"
 
 # --- vLLM bundle (optional) --------------------------------------------------------------------------------
 if [[ -d /tmp/gpu-site ]]; then
   export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH} VLLM_USE_FLASHINFER_SAMPLER=0
   note "vLLM bundle: already unpacked"
 elif [[ -f /tmp/gpu/SHA256SUMS ]]; then
-  if (cd /tmp/gpu && sha256sum -c SHA256SUMS >"$LOGS/bundle.log" 2>&1 && cat part* | xz -d | tar x -C /tmp); then
+  if (cd /tmp/gpu && sha256sum -c SHA256SUMS >/dev/null 2>&1 && cat part* | xz -d | tar x -C /tmp); then
     export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH} VLLM_USE_FLASHINFER_SAMPLER=0
     note "vLLM bundle: unpacked"
   else
-    note "vLLM bundle: FAILED to verify/unpack (see logs/bundle.log); running without vLLM"
+    note "vLLM bundle: FAILED to verify/unpack ($(cd /tmp/gpu && sha256sum -c SHA256SUMS 2>&1 | grep -v OK$ | head -3))"
   fi
 else
   note "vLLM bundle: absent (vLLM comparisons unavailable)"
@@ -45,60 +58,65 @@ if ! python3 -c "import cutlass_library" 2>/dev/null; then
   if ls .whl/nvidia_cutlass-*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/nvidia_cutlass-*.whl
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  else
+    note "CUTLASS: no cutlass_library and no .whl/nvidia_cutlass-*.whl: the build will fail"
   fi
 fi
 
-# --- build -------------------------------------------------------------------------------------------------
-if step build; then
+# --- build (pip install; the .so is also copied into the tree, which the tests import) ----------------------
+if step build 120; then
   start=$(date +%s)
-  build() { CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 540 python3 -m pip install --no-build-isolation --no-deps -v . ; }
+  build() {
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$(cap 480)" \
+      python3 -m pip install --no-build-isolation --no-deps -v .
+  }
   if build >"$LOGS/build.log" 2>&1 || {
-       grep -q "Could not find a package configuration file provided by \"Torch\"\|TorchConfig\|Caffe2" \
-         "$LOGS/build.log" && echo "retrying with VLLM_SQ_TORCH_FROM_PYTHON=1" &&
+       grep -q "provided by \"Torch\"\|TorchConfig\|Caffe2" "$LOGS/build.log" &&
+       echo "== retrying with VLLM_SQ_TORCH_FROM_PYTHON=1" >>"$LOGS/build.log" &&
        VLLM_SQ_TORCH_FROM_PYTHON=1 build >>"$LOGS/build.log" 2>&1; }; then
     so=$(find build -name '_C*.so' | head -1)
-    cp "$so" vllm_sq/  # the tests import vllm_sq from this tree
-    note "build: ok in $(( $(date +%s) - start )) s ($VLLM_SQ_CUDA_ARCHS)"
+    cp "$so" vllm_sq/
+    note "build: ok in $(( $(date +%s) - start )) s (arches $VLLM_SQ_CUDA_ARCHS)"
   else
-    note "build: FAILED (logs/build.log)"
-    tail -40 "$LOGS/build.log"
+    note "build: FAILED after $(( $(date +%s) - start )) s (logs/build.log); last lines:"
+    grep -E "error|Error|FAILED" "$LOGS/build.log" | head -15 | tee -a "$OUT/summary.txt"
   fi
 fi
-python3 -c "import vllm_sq.ops as o; print(o.available())" 2>&1 | tee "$LOGS/available.txt"
+note "ops: $(python3 -c 'import vllm_sq.ops as o; print(o.available())' 2>&1 | tail -1)"
 
 # --- tests -------------------------------------------------------------------------------------------------
-if step test; then
-  timeout 420 python3 -m pytest -m gpu tests -q -p no:cacheprovider --junitxml="$LOGS/gpu_tests.xml" \
-    >"$LOGS/gpu_tests.log" 2>&1
+if step test 60; then
+  timeout "$(cap 240)" python3 -m pytest -m gpu tests -q -p no:cacheprovider >"$LOGS/gpu_tests.log" 2>&1
   note "gpu tests: rc=$? $(tail -1 "$LOGS/gpu_tests.log")"
-  grep -E "^(FAILED|ERROR)" "$LOGS/gpu_tests.log" | head -20
-fi
-
-# --- compute-sanitizer memcheck on a subset (no caching allocator, so out-of-bounds accesses are visible) ---
-if step sanitize; then
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
-    python3 -m pytest -q -p no:cacheprovider tests/kernels \
-    -k "(scale_granularities and 33) or (every_tile and 33) or (azp and 255) or (quant and (7-80 or 33-4096 or 5-12))" \
-    >"$LOGS/memcheck.log" 2>&1
-  rc=$?
-  note "memcheck: rc=$rc $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck.log" | tail -1) $(tail -1 "$LOGS/memcheck.log")"
+  grep -E "^(FAILED|ERROR)" "$LOGS/gpu_tests.log" | head -20 | tee -a "$OUT/summary.txt"
 fi
 
 # --- GEMM benchmark ------------------------------------------------------------------------------------------
-if step bench; then
+if step bench 90; then
   # shellcheck disable=SC2086
-  timeout 480 python3 -m benchmarks.gemm --out "$OUT" ${GEMM_ARGS:-} >"$LOGS/gemm.log" 2>&1
-  note "gemm benchmark: rc=$? ($(ls "$OUT"/gemm_*.md 2>/dev/null | head -1))"
+  timeout "$(cap 300)" python3 -m benchmarks.gemm --out "$OUT" ${GEMM_ARGS:-} >"$LOGS/gemm.log" 2>&1
+  note "gemm benchmark: rc=$? $(ls "$OUT"/gemm_*.md 2>/dev/null | head -1 | xargs -r basename)"
+fi
+
+# --- compute-sanitizer memcheck on a subset (no caching allocator, so out-of-bounds accesses are visible) ---
+if step sanitize 60; then
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$(cap 240)" compute-sanitizer --tool memcheck --error-exitcode 99 \
+    python3 -m pytest -q -p no:cacheprovider tests/kernels \
+    -k "(scale_granularities and 33) or (every_tile and 33) or (azp and 255) or (quant and (7-80 or 5-12))" \
+    >"$LOGS/memcheck.log" 2>&1
+  rc=$?
+  note "memcheck: rc=$rc (99 = errors found, 124 = timeout) $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck.log" | tail -1) | $(tail -1 "$LOGS/memcheck.log")"
 fi
 
 # --- serving benchmarks (BENCH engineer's script) ------------------------------------------------------------
-if step serve && [[ -f benchmarks/serve_suite.sh ]]; then
-  OUT=$OUT/serve bash benchmarks/serve_suite.sh >"$LOGS/serve_suite.log" 2>&1
+if [[ -f benchmarks/serve_suite.sh ]] && step serve 120; then
+  OUT=$OUT/serve timeout "$(cap 600)" bash benchmarks/serve_suite.sh >"$LOGS/serve_suite.log" 2>&1
   note "serve suite: rc=$?"
 fi
 
 tar czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
+note "total $(( $(date +%s) - T0 )) s"
 echo
 cat "$OUT"/gemm_*.md 2>/dev/null
 echo
-printf '%s\n' "${SUMMARY[@]}"
+cat "$OUT/summary.txt"
