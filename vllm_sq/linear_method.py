@@ -20,7 +20,7 @@ from vllm.model_executor.parameter import (
 
 from vllm_sq.kernels import Int8LinearSpec, select_kernel
 from vllm_sq.kernels.base import replace_param
-from vllm_sq.loading import check_all_loaded, check_scale_values, checked_loader
+from vllm_sq.loading import check_all_loaded, check_scale_values, checked_loader, fill_dummy_int8, is_dummy_load
 from vllm_sq.settings import SmoothQuantSettings
 
 logger = init_logger("vllm.smoothquant.linear")
@@ -76,6 +76,7 @@ class SmoothQuantLinearMethod(LinearMethodBase):
         weight_loader = extra_weight_attrs["weight_loader"]
         layer.logical_widths = list(output_partition_sizes)
         layer._sq_loaded = {}
+        self.dummy_load = is_dummy_load()
         out_features = sum(output_partition_sizes)
         self.kernel = select_kernel(
             Int8LinearSpec(
@@ -124,8 +125,12 @@ class SmoothQuantLinearMethod(LinearMethodBase):
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
         s = self.settings
-        names = ["weight", "weight_scale"] + ([] if s.activation_dynamic else ["input_scale"])
-        check_all_loaded(layer, self.layer_name, names)
+        if self.dummy_load:
+            input_scale = None if s.activation_dynamic else layer.input_scale.data
+            fill_dummy_int8(layer.weight.data, layer.weight_scale.data, input_scale)
+        else:
+            names = ["weight", "weight_scale"] + ([] if s.activation_dynamic else ["input_scale"])
+            check_all_loaded(layer, self.layer_name, names)
         weight_scale = canonical_weight_scale(layer.weight_scale.data, layer.logical_widths, s.weight_per_channel)
         check_scale_values(self.layer_name, "weight_scale", weight_scale)
         replace_param(layer, "weight", layer.weight.data.contiguous())

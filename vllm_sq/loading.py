@@ -81,3 +81,23 @@ def check_all_loaded(layer: torch.nn.Module, layer_name: str, tensor_names: list
         raise CheckpointError(
             f"{layer_name}.{name}: missing from the checkpoint ({missing} of this fused layer were never loaded)"
         )
+
+
+def is_dummy_load() -> bool:
+    """True when vLLM fills weights itself (`load_format="dummy"`, used for benchmarks): no checkpoint tensors."""
+    from vllm.config import get_current_vllm_config_or_none
+
+    config = get_current_vllm_config_or_none()
+    return config is not None and str(config.load_config.load_format).lower() == "dummy"
+
+
+def fill_dummy_int8(weight: torch.Tensor, scale: torch.Tensor, input_scale: torch.Tensor | None = None) -> None:
+    """Benchmark stand-ins for dummy loads: random int8 weights, scales that keep outputs O(|x|).
+
+    vLLM's dummy init leaves int8 tensors uninitialized and writes uniform(-1e-3, 1e-3) into float ones,
+    which would be negative scales; int8 GEMM speed does not depend on the values chosen here.
+    """
+    weight.random_(-127, 128)
+    scale.fill_(1.0 / (127.0 * weight.shape[-1] ** 0.5))
+    if input_scale is not None:
+        input_scale.fill_(0.05)

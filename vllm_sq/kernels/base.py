@@ -68,8 +68,3 @@ def replace_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None)
     else:
         layer.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
 
-
-def dynamic_per_tensor_scale(x: torch.Tensor) -> torch.Tensor:
-    """Symmetric scale of the whole activation, float32 [1] (an all-zero input gets scale 1)."""
-    scale = x.abs().amax().float().reshape(1) / 127.0
-    return torch.where(scale > 0, scale, torch.ones_like(scale))

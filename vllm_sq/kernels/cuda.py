@@ -1,14 +1,17 @@
 """CUDA kernels: this project's CUTLASS ops (`vllm_sq.ops`) first, vLLM's own CUTLASS int8 path second.
 
 Both keep W_q as [N, K] row-major, which is exactly the column-major [K, N] operand (`weight.t()`)
-the CUTLASS GEMMs read, so no copy is made at load time.
+the CUTLASS GEMMs read, so no copy is made at load time. While vLLM traces the model for torch.compile,
+activations are quantized with plain torch ops (`quant_torch`) so Inductor can fuse the quantization
+into the norm / SiLU-and-mul kernel that produces the activation; in eager mode the CUDA quant ops run.
 """
 
 from __future__ import annotations
 
 import torch
 
-from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, dynamic_per_tensor_scale, replace_param
+from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
+from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale, quantize_activation
 
 MIN_CAPABILITY = 75
 
@@ -26,6 +29,18 @@ def _cuda_check(spec: Int8LinearSpec) -> tuple[bool, str]:
     if spec.in_features % 16 or spec.out_features % 16:
         return False, f"K={spec.in_features} and N={spec.out_features} must be multiples of 16"
     return True, ""
+
+
+def _traced_quant(
+    x: torch.Tensor, spec: Int8LinearSpec, input_scale: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+    """Torch-op quantization while torch.compile traces (fusable by Inductor); None in eager mode."""
+    if not torch.compiler.is_compiling():
+        return None
+    return quantize_activation(
+        x, dynamic=spec.activation_dynamic, per_token=spec.activation_per_token,
+        symmetric=spec.activation_symmetric, input_scale=input_scale,
+    )
 
 
 class VllmSqCutlassKernel(Int8Kernel):
@@ -60,7 +75,16 @@ class VllmSqCutlassKernel(Int8Kernel):
         x2 = x.reshape(-1, shape[-1]).contiguous()
         spec = self.spec
         w_t = layer.weight.t()
-        if not spec.activation_symmetric:
+        traced = _traced_quant(x2, spec, layer.input_scale)
+        if traced is not None:
+            x_q, x_s, azp = traced
+            if azp is not None:
+                out = ops.int8_scaled_mm_azp(
+                    x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp.reshape(-1), bias, x.dtype
+                )
+            else:
+                out = ops.int8_scaled_mm(x_q, w_t, x_s, layer.weight_scale, bias, x.dtype)
+        elif not spec.activation_symmetric:
             x_q, x_s, azp = ops.per_token_quant(x2, symmetric=False)
             out = ops.int8_scaled_mm_azp(x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp, bias, x.dtype)
         else:
@@ -108,7 +132,19 @@ class VllmCutlassInt8Kernel(Int8Kernel):
         x2 = x.reshape(-1, shape[-1]).contiguous()
         spec = self.spec
         w_t = layer.weight.t()
-        if not spec.activation_symmetric:
+        traced = _traced_quant(x2, spec, layer.input_scale)
+        if traced is not None:
+            x_q, x_s, azp = traced
+            if azp is not None:
+                out = ops.cutlass_scaled_mm_azp(
+                    x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,
+                    azp_adj=layer.azp_adj, azp=azp, bias=bias,
+                )
+            else:
+                out = ops.cutlass_scaled_mm(
+                    x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype, bias=bias
+                )
+        elif not spec.activation_symmetric:
             x_q, x_s, azp = ops.scaled_int8_quant(x2, None, None, symmetric=False)
             out = ops.cutlass_scaled_mm_azp(
                 x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,

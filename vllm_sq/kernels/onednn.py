@@ -12,7 +12,8 @@ import functools
 
 import torch
 
-from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, dynamic_per_tensor_scale, replace_param
+from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
+from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale
 
 _SELF_TEST_TOLERANCE = 2e-2  # relative to max |y|; bf16 output rounding alone is ~4e-3
 
@@ -23,10 +24,11 @@ def _self_test(out_dtype: torch.dtype, dynamic_per_token: bool, use_azp: bool) -
 
     gen = torch.Generator().manual_seed(0)
     m, k, n = 8, 256, 64
-    x = torch.randn(m, k, generator=gen) * (1 + 20 * (torch.rand(k, generator=gen) > 0.97))
+    f32 = torch.float32  # explicit: vLLM sets the model dtype as default while layers are built
+    x = torch.randn(m, k, generator=gen, dtype=f32) * (1 + 20 * (torch.rand(k, generator=gen, dtype=f32) > 0.97))
     x = x.to(out_dtype)
     w = torch.randint(-127, 128, (n, k), dtype=torch.int8, generator=gen)
-    w_scale = torch.rand(n, 1, generator=gen) * 1e-2 + 1e-3
+    w_scale = torch.rand(n, 1, generator=gen, dtype=f32) * 1e-2 + 1e-3
     w_t = w.t()
     handler = ops.create_onednn_scaled_mm(w_t, w_scale, out_dtype, dynamic_per_token, use_azp, 32)
     if dynamic_per_token:

@@ -9,32 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, dynamic_per_tensor_scale, replace_param
-
-
-def quantize_activation(
-    x: torch.Tensor, spec: Int8LinearSpec, input_scale: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Quantize a 2-D activation as the format prescribes: (x_q int8, scale f32 [M,1] or [1,1], zero point)."""
-    xf = x.float()
-    if not spec.activation_symmetric:
-        hi = xf.amax(dim=1, keepdim=True)
-        lo = xf.amin(dim=1, keepdim=True)
-        scale = (hi - lo) / 255.0
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        zero = torch.round(-128.0 - lo / scale).clamp(-128, 127)
-        q = (torch.round(xf / scale) + zero).clamp(-128, 127).to(torch.int8)
-        return q, scale, zero.to(torch.int32)
-    if not spec.activation_dynamic:
-        assert input_scale is not None
-        scale = input_scale.view(1, 1)
-    elif spec.activation_per_token:
-        scale = xf.abs().amax(dim=1, keepdim=True) / 127.0
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    else:
-        scale = dynamic_per_tensor_scale(xf).view(1, 1)
-    q = torch.round(xf / scale).clamp(-127, 127).to(torch.int8)
-    return q, scale, None
+from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
+from vllm_sq.kernels.quant_torch import quantize_activation
 
 
 class TorchInt8Kernel(Int8Kernel):
@@ -62,7 +38,11 @@ class TorchInt8Kernel(Int8Kernel):
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        q, scale, zero = quantize_activation(x2, self.spec, layer.input_scale)
+        spec = self.spec
+        q, scale, zero = quantize_activation(
+            x2, dynamic=spec.activation_dynamic, per_token=spec.activation_per_token,
+            symmetric=spec.activation_symmetric, input_scale=layer.input_scale,
+        )
         acc = torch._int_mm(q, layer.weight.t())
         if zero is not None:
             acc = acc - zero * layer.azp_adj
