@@ -82,3 +82,51 @@ def test_fakes_reject_bad_layouts_at_trace_time(ops):
                            torch.bfloat16)
     with pytest.raises(ValueError, match="odd"):
         ops.silu_and_mul_quant(torch.empty(4, 33, dtype=torch.bfloat16, device="meta"), None)
+
+
+def test_wrappers_trace_without_graph_breaks(ops, monkeypatch):
+    """vLLM compiles the model forward with fullgraph=True: the wrappers' checks must trace cleanly.
+
+    On a machine without the extension, CPU reference kernels stand in for the CUDA ones.
+    """
+    from vllm_sq.ops import _loader, int8_scaled_mm, per_token_quant, rms_norm_quant
+
+    if _loader._load_error() is not None:
+        lib = torch.library.Library("vllm_sq", "IMPL")  # noqa: TOR901
+
+        def mm_cpu(a, b, sa, sb, bias, out_dtype, config=-1):
+            y = sa.reshape(-1, 1) * sb.reshape(1, -1) * (a.float() @ b.float())
+            return (y if bias is None else y + bias.float()).to(out_dtype)
+
+        def quant_cpu(x):
+            s = x.float().abs().amax(dim=-1, keepdim=True) / 127
+            return (x.float() / s).round().clamp(-127, 127).to(torch.int8), s
+
+        def rms_quant_cpu(x, w, eps, scale):
+            h = (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
+            return quant_cpu(h)
+
+        lib.impl("int8_scaled_mm", mm_cpu, "CPU")
+        lib.impl("per_token_quant", quant_cpu, "CPU")
+        lib.impl("rms_norm_quant", rms_quant_cpu, "CPU")
+        monkeypatch.setattr(_loader, "_READY", True)
+        device = "cpu"
+    else:
+        _loader.require()
+        device = "cuda"
+
+    w = torch.randint(-127, 128, (64, 32), dtype=torch.int8, device=device)
+    sw = torch.rand(1, 64, device=device)
+    norm_w = torch.rand(32, device=device).bfloat16()
+
+    def layer(x):
+        xq, sx = rms_norm_quant(x, norm_w, 1e-6)
+        y = int8_scaled_mm(xq, w.t(), sx, sw, None, torch.bfloat16)
+        yq, sy, _ = per_token_quant(y)
+        return yq, sy
+
+    compiled = torch.compile(layer, backend="eager", fullgraph=True, dynamic=True)
+    for m in (3, 9):
+        x = torch.randn(m, 32, device=device).bfloat16()
+        for got, want in zip(compiled(x), layer(x)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
