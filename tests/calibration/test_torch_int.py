@@ -254,3 +254,37 @@ def test_layout_errors_name_the_module(ckpt: SimpleNamespace, edit, message: str
 def test_config_errors(ckpt: SimpleNamespace, change: dict, message: str) -> None:
     with pytest.raises(TorchIntLayoutError, match=message):
         convert_torch_int_state_dict(ckpt.config | change, ckpt.state)
+
+
+@pytest.mark.vllm
+def test_vllm_serves_the_converted_checkpoint(ckpt: SimpleNamespace) -> None:
+    """vLLM (float32, so the comparison is tight) on the converted checkpoint vs the original layout's reference.
+
+    Against the reference with float attention (what vLLM computes by design) prompt logprobs agree to float
+    rounding; against the original's int8 attention they differ by the documented amount.
+    """
+    import gc
+    import os
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    ids = ckpt.ids[0].tolist()
+    llm = LLM(str(ckpt.dst), quantization="smoothquant", dtype="float32", enforce_eager=True, max_model_len=128,
+              max_num_seqs=2, seed=0)
+    try:
+        out = llm.generate(TokensPrompt(prompt_token_ids=ids),
+                           SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0), use_tqdm=False)
+    finally:
+        del llm
+        gc.collect()
+    got = torch.tensor([entry[tok].logprob for entry, tok in zip(out[0].prompt_logprobs[1:], ids[1:])])
+
+    def reference(attention: str) -> torch.Tensor:
+        logits = torch_int_logits(ckpt.config, ckpt.state, ckpt.ids, attention=attention)[0]
+        return torch.log_softmax(logits, -1)[:-1].gather(1, ckpt.ids[0, 1:, None]).squeeze(1)
+
+    assert (got - reference("float")).abs().max() < 1e-4
+    diff_int8 = (got - reference("int8")).abs()
+    assert diff_int8.mean() < 0.05 and diff_int8.max() < 0.25
