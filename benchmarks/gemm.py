@@ -13,7 +13,7 @@ weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many 
                 qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
 
-Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b] [--ms 1,16,...] [--sweep] [--quick]
+Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b] [--ms 1,16,...] [--replays 30] [--sweep]
 Writes DIR/gemm_<gpu>_<date>.json and .md.
 """
 
