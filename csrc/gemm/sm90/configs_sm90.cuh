@@ -47,7 +47,7 @@ struct DecodeSwap32 {
   using Scheduler = cutlass::gemm::StreamKScheduler;
 };
 
-// 32 < M <= 64 (and up to 128 for small N): swap-AB, 128 x 64 x 128, stream-K.
+// 32 < M <= 64: swap-AB, 128 x 64 x 128, stream-K.
 struct DecodeSwap64 {
   static constexpr bool kSwapAB = true;
   using Tile = Shape<_128, _64, _128>;
