@@ -95,6 +95,12 @@ class SmoothQuantMoEMethod(FusedMoEMethodBase):
                 )
             logger.info("smoothquant: %s uses the CPU int8 per-expert path (vLLM int8 MoE: %s)", layer_name, reason)
 
+    @property
+    def is_monolithic(self) -> bool:
+        if self.moe_kernel is not None:
+            return self.moe_kernel.is_monolithic
+        return self.experts_cls is not None and self.experts_cls.is_monolithic()
+
     def _select_vllm_backend(self) -> str:
         from vllm.model_executor.layers.fused_moe.oracle.int8 import select_int8_moe_backend
         from vllm.model_executor.layers.quantization.utils.quant_utils import (
@@ -144,20 +150,23 @@ class SmoothQuantMoEMethod(FusedMoEMethodBase):
         layer.w2_input_scale = None
 
     def _weight_loader(self, loader: Any) -> Any:
-        def load(param: torch.nn.Parameter, loaded: torch.Tensor, weight_name: str, *args: Any, **kw: Any):
-            if loaded.dtype != torch.int8:
+        def load(param: torch.nn.Parameter, loaded_weight: torch.Tensor, weight_name: str, shard_id: str,
+                 expert_id: int, return_success: bool = False) -> Any:
+            if loaded_weight.dtype != torch.int8:
                 raise CheckpointError(
                     f"{weight_name}: expected an int8 expert weight (quantization_config says smoothquant), "
-                    f"found {loaded.dtype}"
+                    f"found {loaded_weight.dtype}"
                 )
-            return loader(param, loaded, weight_name, *args, **kw)
+            return loader(param, loaded_weight, weight_name, shard_id, expert_id, return_success=return_success)
 
         return load
 
     def _scale_loader(self, loader: Any, full_rows: dict[str, int]) -> Any:
         """Checkpoint scales are [N] (per channel) or [1] (per tensor); experts keep [N, 1] per channel."""
 
-        def load(param: torch.nn.Parameter, loaded: torch.Tensor, weight_name: str, shard_id: str, *args: Any, **kw: Any):
+        def load(param: torch.nn.Parameter, loaded_weight: torch.Tensor, weight_name: str, shard_id: str,
+                 expert_id: int, return_success: bool = False) -> Any:
+            loaded = loaded_weight
             check_scale_values(self.layer_name, weight_name, loaded)
             rows = full_rows[shard_id]
             if loaded.numel() == 1:
@@ -168,7 +177,9 @@ class SmoothQuantMoEMethod(FusedMoEMethodBase):
                 raise CheckpointError(
                     f"{weight_name}: scale of shape {tuple(loaded.shape)} fits neither per-channel [{rows}] nor [1]"
                 )
-            return loader(param, loaded.float().contiguous(), weight_name, shard_id, *args, **kw)
+            return loader(
+                param, loaded.float().contiguous(), weight_name, shard_id, expert_id, return_success=return_success
+            )
 
         return load
 

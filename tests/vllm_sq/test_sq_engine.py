@@ -110,8 +110,10 @@ def test_qwen2_asymmetric_with_bias_matches_reference(ckpt_root: Path) -> None:
     _check_checkpoint(ckpt, model, check_layers=False)
 
 
-def test_int8_checkpoint_without_smoothquant_config_is_refused(ckpt_root: Path, tmp_path: Path) -> None:
-    """Removing quantization_config from an int8 checkpoint must not load int8 values as floats."""
+def test_int8_checkpoint_without_smoothquant_config_is_refused(
+    ckpt_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without its quantization_config an int8 checkpoint fails at load, naming a scale tensor; never runs."""
     import json
     import shutil
 
@@ -121,7 +123,8 @@ def test_int8_checkpoint_without_smoothquant_config_is_refused(ckpt_root: Path, 
     cfg = json.loads((broken / "config.json").read_text())
     del cfg["quantization_config"]
     (broken / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(Exception, match="weight_scale|int8|smoothquant"):
+    with pytest.raises(Exception):
         with running_llm(broken):
             pass
-
+    # The root cause is raised in the worker process; its message reaches our stderr.
+    assert "weight_scale" in capfd.readouterr().err
