@@ -7,7 +7,6 @@ torch-int layout; the converted checkpoint must feed every linear the int8 codes
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -214,6 +213,18 @@ def test_state_dict_conversion_streams_layer_by_layer(ckpt: SimpleNamespace) -> 
             break
     else:
         pytest.fail("layer 0 was never emitted")
+
+
+def test_float16_original_export(ckpt: SimpleNamespace) -> None:
+    """The original export ran on a float16 model: its scalars and norms are float16; they are used as stored."""
+    state = {k: (v.half() if v.is_floating_point() and not k.endswith(("out_proj.bias", "fc2.bias")) else v)
+             for k, v in ckpt.state.items()}
+    qcfg, out = convert_torch_int_state_dict(ckpt.config | {"dtype": "float16"}, state)
+    conv = dict(out)
+    assert conv[L0 + "fc1.weight_scale"].dtype == torch.float32
+    assert conv[L0 + "fc1.weight_scale"].item() == state[L0 + "fc1.a"].float().item()
+    assert conv[L0 + "fc2.bias"].dtype == conv[L0 + "self_attn_layer_norm.weight"].dtype == torch.float16
+    assert qcfg["activation_dynamic"] is False
 
 
 def _convert(config: dict, state: dict[str, torch.Tensor]) -> None:
