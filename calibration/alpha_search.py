@@ -46,7 +46,8 @@ def _fake_act(x: torch.Tensor, granularity: str, dynamic: bool, symmetric: bool,
 
 @torch.no_grad()
 def capture_group_inputs(model: nn.Module, groups: list[ResolvedGroup], blocks: torch.Tensor, *,
-                         batch_size: int = 8, max_rows: int = 2048, seed: int = 0) -> dict[str, torch.Tensor]:
+                         batch_size: int = 8, max_rows: int = 2048, seed: int = 0, progress: bool = True
+                         ) -> dict[str, torch.Tensor]:
     """Up to `max_rows` input rows (float32, CPU) of each group's first linear."""
     rows: dict[str, list[torch.Tensor]] = {g.source: [] for g in groups}
     gen = torch.Generator().manual_seed(seed)
@@ -61,7 +62,7 @@ def capture_group_inputs(model: nn.Module, groups: list[ResolvedGroup], blocks: 
 
     handles = [model.get_submodule(g.linears[0]).register_forward_pre_hook(hook(g.source)) for g in groups]
     try:
-        run_blocks(model, blocks, batch_size, "alpha-search data")
+        run_blocks(model, blocks, batch_size, "alpha-search data", progress)
     finally:
         for h in handles:
             h.remove()
@@ -88,12 +89,13 @@ def group_error(x: torch.Tensor, weights: list[torch.Tensor], act_scale: torch.T
 @torch.no_grad()
 def search_alphas(model: nn.Module, act_scales: Mapping[str, torch.Tensor], blocks: torch.Tensor, *,
                   grid: tuple[float, ...] = DEFAULT_GRID, smooth_all: bool = False, batch_size: int = 8,
-                  max_rows: int = 2048, **quant: object) -> dict[str, float]:
+                  max_rows: int = 2048, progress: bool = True, **quant: object) -> dict[str, float]:
     """Best alpha per smoothing group (keyed by the group's source norm name) on calibration `blocks`."""
     for a in grid:
         check_alpha(a, "grid alpha")
     groups = resolve_groups(model, smooth_all=smooth_all)
-    inputs = capture_group_inputs(model, groups, blocks, batch_size=batch_size, max_rows=max_rows)
+    inputs = capture_group_inputs(model, groups, blocks, batch_size=batch_size, max_rows=max_rows,
+                                  progress=progress)
     best: dict[str, float] = {}
     for g in groups:
         weights = [model.get_submodule(n).weight for n in g.linears]

@@ -58,11 +58,14 @@ def quantize_per_tensor(x: torch.Tensor, scale: torch.Tensor | None = None) -> t
 def quantize_per_token_asymmetric(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Asymmetric dynamic per-row: (int8 values, float32 scales, int32 zero points), both `[..., 1]`.
 
-    `s = (max - min) / 255`, `z = round(-128 - min / s)` clamped to [-128, 127],
-    `q = clamp(round(x / s) + z, -128, 127)`; dequantized as `(q - z) * s`.
+    The range always includes 0 (`min = min(min x, 0)`, `max = max(max x, 0)`), so that the zero point
+    `z = round(-128 - min / s)` with `s = (max - min) / 255` lies in [-128, 127] by construction and 0 is
+    exactly representable; `q = clamp(round(x / s) + z, -128, 127)`, dequantized as `(q - z) * s`.
+    Without the 0, a one-sided row such as [0.5, 3.5] would need z far outside int8 and would saturate.
     """
     x = x.float()
-    xmin, xmax = x.amin(dim=-1, keepdim=True), x.amax(dim=-1, keepdim=True)
+    xmin = x.amin(dim=-1, keepdim=True).clamp(max=0.0)
+    xmax = x.amax(dim=-1, keepdim=True).clamp(min=0.0)
     s = _safe((xmax - xmin) / 255.0)
     z = torch.round(-128.0 - xmin / s).clamp_(-128, 127)
     q = (torch.round(x / s) + z).clamp_(-128, 127)
