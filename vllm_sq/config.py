@@ -20,7 +20,9 @@ logger = init_logger("vllm.smoothquant.config")
 class SmoothQuantConfig(QuantizationConfig):
     """SmoothQuant W8A8 checkpoints as written by `calibration` (docs/checkpoint_format.md)."""
 
-    def __init__(self, settings: SmoothQuantSettings) -> None:
+    def __init__(self, settings: SmoothQuantSettings | None = None) -> None:
+        # vLLM builds the config with no arguments when config.json has no quantization_config but
+        # `--quantization smoothquant` is given; maybe_update_config then decides (torch-int OPT or error).
         super().__init__()
         self.settings = settings
 
@@ -50,6 +52,20 @@ class SmoothQuantConfig(QuantizationConfig):
         settings = parse_settings(config)
         logger.info("smoothquant checkpoint: %s", settings.describe())
         return cls(settings)
+
+    def maybe_update_config(self, model_name: str, hf_config: Any = None, revision: str | None = None) -> None:
+        if self.settings is not None:
+            return
+        from calibration.torch_int.convert import quantization_config
+        from calibration.torch_int.layout import is_torch_int_config
+
+        if hf_config is None or not is_torch_int_config(hf_config):
+            raise ValueError(
+                f"{model_name}: config.json has no smoothquant quantization_config; export the checkpoint with "
+                "`calibration` (or convert an original SmoothQuant torch-int OPT checkpoint)"
+            )
+        self.settings = parse_settings(quantization_config())
+        logger.info("smoothquant: torch-int Int8OPT checkpoint, converted at load: %s", self.settings.describe())
 
     def _shard_names(self, prefix: str) -> list[str]:
         """HF module names behind a (possibly fused) vLLM layer, e.g. qkv_proj -> q/k/v_proj."""
