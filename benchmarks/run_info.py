@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -12,7 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str:
-    """HEAD of the repository, with `-dirty` when tracked files differ from it ("unknown" outside git)."""
+    """HEAD of the repository, with `-dirty` when tracked files differ from it.
+
+    A copy of the tree without .git (the GPU machine) takes it from $VLLM_SQ_COMMIT, else "unknown".
+    """
+    if not (REPO_ROOT / ".git").exists():
+        return os.environ.get("VLLM_SQ_COMMIT", "unknown")
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -25,8 +31,24 @@ def git_commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def _nvidia_smi_names() -> list[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
 def device_name() -> str:
-    """The GPU's name, or the CPU's model when there is no CUDA device."""
+    """The GPU's name, or the CPU's model when there is no CUDA device.
+
+    Asks nvidia-smi first: a CUDA context in a benchmark's parent process would hold GPU memory that its
+    engine children then cannot use.
+    """
+    names = _nvidia_smi_names()
+    if names:
+        return names[0] if len(names) == 1 else f"{len(names)}x {names[0]}"
     try:
         import torch
 
