@@ -46,7 +46,7 @@ def _fake_act(x: torch.Tensor, granularity: str, dynamic: bool, symmetric: bool,
 
 @torch.no_grad()
 def capture_group_inputs(model: nn.Module, groups: list[ResolvedGroup], blocks: torch.Tensor, *,
-                         batch_size: int = 8, max_rows: int = 2048, seed: int = 0, progress: bool = True
+                         batch_size: int = 8, max_rows: int = 512, seed: int = 0, progress: bool = True
                          ) -> dict[str, torch.Tensor]:
     """Up to `max_rows` input rows (float32, CPU) of each group's first linear."""
     rows: dict[str, list[torch.Tensor]] = {g.source: [] for g in groups}
@@ -71,25 +71,27 @@ def capture_group_inputs(model: nn.Module, groups: list[ResolvedGroup], blocks: 
 
 def group_error(x: torch.Tensor, weights: list[torch.Tensor], act_scale: torch.Tensor, alpha: float, *,
                 weight_granularity: str = "per_channel", activation_granularity: str = "per_token",
-                activation_dynamic: bool = True, activation_symmetric: bool = True) -> float:
-    """Relative output error of the group's linears, smoothed with `alpha` and quantized W8A8."""
+                activation_dynamic: bool = True, activation_symmetric: bool = True,
+                reference: torch.Tensor | None = None) -> float:
+    """Relative output error of the group's linears (concatenated), smoothed with `alpha` and quantized W8A8.
+
+    `reference` (x @ W^T for the concatenated weights) may be passed in to save recomputing it per alpha.
+    """
     s = smoothing_factors(act_scale, weights, alpha)
-    xs = x / s
     static = None if activation_dynamic else Q.static_input_scale(act_scale, s)
-    xq = _fake_act(xs, activation_granularity, activation_dynamic, activation_symmetric, static)
-    err = 0.0
-    for w in weights:
-        w = w.detach().float().cpu()
-        ref = x @ w.T
-        wq = Q.dequantize_weight(*Q.quantize_weight(w * s, weight_granularity))
-        err += float((xq @ wq.T - ref).pow(2).sum() / ref.pow(2).sum().clamp(min=1e-30))
-    return err / len(weights)
+    xq = _fake_act(x / s, activation_granularity, activation_dynamic, activation_symmetric, static)
+    w = torch.cat([w.detach().float().cpu() for w in weights])
+    ref = x @ w.T if reference is None else reference
+    # per-linear weight scales: quantize each linear's rows separately (per_tensor is per linear, not per group)
+    wq = torch.cat([Q.fake_quantize_weight(wi.detach().float().cpu() * s, weight_granularity) for wi in weights])
+    diff = xq @ wq.T - ref
+    return float((diff * diff).sum() / (ref * ref).sum().clamp(min=1e-30))
 
 
 @torch.no_grad()
 def search_alphas(model: nn.Module, act_scales: Mapping[str, torch.Tensor], blocks: torch.Tensor, *,
                   grid: tuple[float, ...] = DEFAULT_GRID, smooth_all: bool = False, batch_size: int = 8,
-                  max_rows: int = 2048, progress: bool = True, **quant: object) -> dict[str, float]:
+                  max_rows: int = 512, progress: bool = True, **quant: object) -> dict[str, float]:
     """Best alpha per smoothing group (keyed by the group's source norm name) on calibration `blocks`."""
     for a in grid:
         check_alpha(a, "grid alpha")
@@ -100,6 +102,8 @@ def search_alphas(model: nn.Module, act_scales: Mapping[str, torch.Tensor], bloc
     for g in groups:
         weights = [model.get_submodule(n).weight for n in g.linears]
         act = group_act_scale(g, act_scales, weights[0].shape[1])
-        errors = {a: group_error(inputs[g.source], weights, act, a, **quant) for a in grid}
+        x = inputs[g.source]
+        ref = x @ torch.cat([w.detach().float().cpu() for w in weights]).T
+        errors = {a: group_error(x, weights, act, a, reference=ref, **quant) for a in grid}
         best[g.source] = min(errors, key=errors.get)
     return best

@@ -37,6 +37,12 @@ def quantize_weight(w: torch.Tensor, granularity: str = "per_channel") -> tuple[
     return q, scale
 
 
+def fake_quantize_weight(w: torch.Tensor, granularity: str = "per_channel") -> torch.Tensor:
+    """float32 `dequantize(quantize(w))` without input checks (the inner loop of the alpha search)."""
+    scale = weight_scale(w, granularity)[:, None]
+    return torch.round(w.float() / scale).clamp_(-QMAX, QMAX).mul_(scale)
+
+
 def dequantize_weight(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale.float().reshape(-1, 1)
 
