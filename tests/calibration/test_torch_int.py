@@ -268,11 +268,13 @@ def test_config_errors(ckpt: SimpleNamespace, change: dict, message: str) -> Non
 
 
 @pytest.mark.vllm
-def test_vllm_serves_the_converted_checkpoint(ckpt: SimpleNamespace) -> None:
-    """vLLM (float32, so the comparison is tight) on the converted checkpoint vs the original layout's reference.
+def test_vllm_serves_the_original_checkpoint(ckpt: SimpleNamespace) -> None:
+    """`LLM(<torch-int dir>, quantization="smoothquant")`: converted at load by `convert_torch_int_state_dict`.
 
-    Against the reference with float attention (what vLLM computes by design) prompt logprobs agree to float
-    rounding; against the original's int8 attention they differ by the documented amount.
+    The directory is the original layout as is (pytorch_model.bin, `Int8OPTForCausalLM`, no
+    quantization_config). vLLM runs float32 so the comparison is tight: against the reference with float
+    attention (what vLLM computes by design) prompt logprobs agree to float rounding; against the original's
+    int8 attention they differ by the documented amount (docs/torch_int.md).
     """
     import gc
     import os
@@ -281,8 +283,9 @@ def test_vllm_serves_the_converted_checkpoint(ckpt: SimpleNamespace) -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
+    assert "quantization_config" not in ckpt.config and (ckpt.src / "pytorch_model.bin").exists()
     ids = ckpt.ids[0].tolist()
-    llm = LLM(str(ckpt.dst), quantization="smoothquant", dtype="float32", enforce_eager=True, max_model_len=128,
+    llm = LLM(str(ckpt.src), quantization="smoothquant", dtype="float32", enforce_eager=True, max_model_len=128,
               max_num_seqs=2, seed=0)
     try:
         out = llm.generate(TokensPrompt(prompt_token_ids=ids),
