@@ -137,10 +137,18 @@ def cmd_act_scales(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from calibration.export import _check_output_dir, export_checkpoint
+    from calibration.export import _check_output_dir, export_checkpoint, quantization_config
+    from calibration.smooth import check_alpha
 
+    # fail on bad options before the slow part
     alpha = _alpha(args.alpha)
-    _check_output_dir(Path(args.output).expanduser().resolve(), args.overwrite)  # fail before the slow part
+    if isinstance(alpha, float):
+        check_alpha(alpha)
+    quantization_config(alpha=0.0, weight_granularity=args.weight_granularity,
+                        activation_granularity=args.activation_granularity,
+                        activation_dynamic=args.activation_scheme == "dynamic",
+                        activation_symmetric=not args.asymmetric, ignored_modules=args.ignore)
+    _check_output_dir(Path(args.output).expanduser().resolve(), args.overwrite)
     model, tok = _load_model(args)
     blocks = _blocks(args, tok, args.dataset) if (args.act_scales is None or alpha == "auto") else None
     scales = _scales(args, model, tok, blocks)
@@ -156,6 +164,10 @@ def cmd_ppl(args: argparse.Namespace) -> None:
     from calibration.alpha_search import search_alphas
     from calibration.ppl import compare_perplexity, perplexity, simulated_copy
 
+    alpha = _alpha(args.alpha)
+    if isinstance(alpha, float):
+        from calibration.smooth import check_alpha
+        check_alpha(alpha)
     model, tok = _load_model(args)
     evals = _blocks(args, tok, args.dataset)
     need_scales = args.smooth or not args.quantize
@@ -163,7 +175,6 @@ def cmd_ppl(args: argparse.Namespace) -> None:
         args.act_scales is None or args.alpha == "auto") else None
     scales = _scales(args, model, tok, calib) if need_scales else None
     act_quant = "per_token_asymmetric" if args.asymmetric else args.activation_granularity
-    alpha = _alpha(args.alpha)
     if alpha == "auto" and need_scales:
         alpha = search_alphas(model, scales, calib, weight_granularity=args.weight_granularity,
                               activation_granularity=args.activation_granularity,

@@ -15,7 +15,7 @@ from torch import nn
 from calibration import quantize as Q
 from calibration.alpha_search import search_alphas
 from calibration.registry import quantized_linears, resolve_groups
-from calibration.smooth import check_alpha, check_float_weights, smooth_model
+from calibration.smooth import check_alpha, check_float_weights, resolve_alphas, smooth_model
 
 FORMAT_VERSION = 1
 
@@ -146,6 +146,8 @@ def export_checkpoint(
             alpha = search_alphas(model, act_scales, calib_data, smooth_all=smooth_all,
                                   weight_granularity=weight_granularity, activation_granularity=activation_granularity,
                                   activation_dynamic=activation_dynamic, activation_symmetric=activation_symmetric)
+        if isinstance(alpha, Mapping):  # record what each layer got (a 'default' entry resolved)
+            alpha = resolve_alphas(model, alpha, smooth_all=smooth_all)
         factors = smooth_model(model, act_scales, alpha, smooth_all=smooth_all)
         qcfg["alpha"] = dict(alpha) if isinstance(alpha, Mapping) else float(alpha)
     else:

@@ -105,6 +105,12 @@ def _alpha_for(alpha: float | Mapping[str, float], group: ResolvedGroup) -> floa
                          "of its linears' names, or a 'default' entry)")
 
 
+def resolve_alphas(model: nn.Module, alpha: float | Mapping[str, float], *, smooth_all: bool = False
+                   ) -> dict[str, float]:
+    """The alpha each smoothing group gets, keyed by the group's source (norm) name."""
+    return {g.source: _alpha_for(alpha, g) for g in resolve_groups(model, smooth_all=smooth_all)}
+
+
 @torch.no_grad()
 def smooth_model(model: nn.Module, act_scales: Mapping[str, torch.Tensor], alpha: float | Mapping[str, float] = 0.5,
                  *, smooth_all: bool = False) -> dict[str, torch.Tensor]:
