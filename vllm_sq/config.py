@@ -27,6 +27,8 @@ class SmoothQuantConfig(QuantizationConfig):
         self.settings = settings
 
     def __repr__(self) -> str:
+        if self.settings is None:
+            return "SmoothQuantConfig(unresolved)"
         return f"SmoothQuantConfig({self.settings.describe()}, ignored={list(self.settings.ignored_modules)})"
 
     def get_name(self) -> str:

@@ -145,7 +145,8 @@ class VllmCutlassInt8Kernel(Int8Kernel):
                     x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype, bias=bias
                 )
         elif not spec.activation_symmetric:
-            x_q, x_s, azp = ops.scaled_int8_quant(x2, None, None, symmetric=False)
+            # vLLM's azp quant uses the bare row min/max; the format's range includes 0 (quant_torch).
+            x_q, x_s, azp = quantize_activation(x2, dynamic=True, per_token=True, symmetric=False)
             out = ops.cutlass_scaled_mm_azp(
                 x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,
                 azp_adj=layer.azp_adj, azp=azp, bias=bias,

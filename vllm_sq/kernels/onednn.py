@@ -13,7 +13,7 @@ import functools
 import torch
 
 from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
-from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale
+from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale, quantize_activation
 
 _SELF_TEST_TOLERANCE = 2e-2  # relative to max |y|; bf16 output rounding alone is ~4e-3
 
@@ -31,8 +31,10 @@ def _self_test(out_dtype: torch.dtype, dynamic_per_token: bool, use_azp: bool) -
     w_scale = torch.rand(n, 1, generator=gen, dtype=f32) * 1e-2 + 1e-3
     w_t = w.t()
     handler = ops.create_onednn_scaled_mm(w_t, w_scale, out_dtype, dynamic_per_token, use_azp, 32)
-    if dynamic_per_token:
-        x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x, None, None, not use_azp)
+    if use_azp:
+        x_q, x_s, x_zp = quantize_activation(x, dynamic=True, per_token=True, symmetric=False)
+    elif dynamic_per_token:
+        x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x, None, None, True)
     else:
         x_s = dynamic_per_tensor_scale(x)
         x_q, _, x_zp = ops.onednn_scaled_int8_quant(x, x_s, None, True)
@@ -95,10 +97,13 @@ class OneDNNInt8Kernel(Int8Kernel):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         spec = self.spec
-        if not spec.activation_dynamic:
+        if not spec.activation_symmetric:
+            # vLLM's azp quant uses the bare row min/max; the format's range includes 0 (quant_torch).
+            x_q, x_s, x_zp = quantize_activation(x2, dynamic=True, per_token=True, symmetric=False)
+        elif not spec.activation_dynamic:
             x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x2, layer.input_scale, None, True)
         elif spec.activation_per_token:
-            x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x2, None, None, spec.activation_symmetric)
+            x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x2, None, None, True)
         else:
             x_q, x_s, x_zp = ops.onednn_scaled_int8_quant(x2, dynamic_per_tensor_scale(x2), None, True)
         out = torch.empty((x2.shape[0], self.handler.n), dtype=x.dtype, device=x.device)

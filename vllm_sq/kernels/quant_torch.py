@@ -33,13 +33,15 @@ def quantize_activation(
 
     Returns (x_q int8 [M, K], scale float32 [M, 1] (per token) or [1, 1], zero point int32 [M, 1] or None).
     Symmetric: x_q = clamp(round(x / s), -127, 127) with s = max|x| / 127 (dynamic) or `input_scale`.
-    Asymmetric (dynamic per token only): s = (max - min) / 255, z = clamp(round(-128 - min / s), -128, 127),
-    x_q = clamp(round(x / s) + z, -128, 127).
+    Asymmetric (dynamic per token only): the range always includes 0 (lo = min(min x, 0), hi = max(max x, 0)),
+    s = (hi - lo) / 255, z = round(-128 - lo / s) (in [-128, 127] by construction),
+    x_q = clamp(round(x / s) + z, -128, 127). vLLM's own azp quant ops use the bare min/max instead (an
+    int32 zero point outside int8 for one-sided rows), so asymmetric activations always use this function.
     """
     xf = x.float()
     if not symmetric:
-        hi = xf.amax(dim=1, keepdim=True)
-        lo = xf.amin(dim=1, keepdim=True)
+        hi = xf.amax(dim=1, keepdim=True).clamp(min=0.0)
+        lo = xf.amin(dim=1, keepdim=True).clamp(max=0.0)
         scale = _safe((hi - lo) / 255.0)
         zero = torch.round(-128.0 - lo / scale).clamp(-128, 127)
         q = (torch.round(xf / scale) + zero).clamp(-128, 127).to(torch.int8)
