@@ -36,6 +36,20 @@ def run_blocks(model: nn.Module, blocks: torch.Tensor, batch_size: int, desc: st
         model(input_ids=blocks[start:start + batch_size].to(device), use_cache=False)
 
 
+def _observed_modules(model: nn.Module) -> list[str]:
+    """Every nn.Linear, plus smoothing-group readers that are not nn.Linear (MoE routers, fused experts)."""
+    from calibration.registry import UnsupportedArchitectureError, resolve_groups, split_reader
+
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    config = getattr(model, "config", None)
+    try:
+        groups = resolve_groups(model) if config is not None else []
+    except UnsupportedArchitectureError:  # statistics are still useful for models the registry does not know
+        groups = []
+    extra = {split_reader(r)[0] for g in groups for r in g.linears}
+    return names + sorted(extra - set(names))
+
+
 @torch.no_grad()
 def collect_act_scales(
     model: nn.Module,
@@ -67,7 +81,7 @@ def collect_act_scales(
             scales[name] = cur if name not in scales else torch.maximum(scales[name], cur)
         return fn
 
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    handles = [model.get_submodule(n).register_forward_pre_hook(hook(n)) for n in _observed_modules(model)]
     was_training = model.training
     model.eval()
     try:

@@ -15,8 +15,8 @@ from torch import nn
 
 from calibration import quantize as Q
 from calibration.act_scales import run_blocks
-from calibration.registry import ResolvedGroup, resolve_groups
-from calibration.smooth import check_alpha, group_act_scale, smoothing_factors
+from calibration.registry import ResolvedGroup, resolve_groups, split_reader
+from calibration.smooth import check_alpha, group_act_scale, reader_weights, smoothing_factors
 
 DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
@@ -60,7 +60,8 @@ def capture_group_inputs(model: nn.Module, groups: list[ResolvedGroup], blocks: 
             rows[source].append(x[pick])
         return fn
 
-    handles = [model.get_submodule(g.linears[0]).register_forward_pre_hook(hook(g.source)) for g in groups]
+    handles = [model.get_submodule(split_reader(g.linears[0])[0]).register_forward_pre_hook(hook(g.source))
+               for g in groups]
     try:
         run_blocks(model, blocks, batch_size, "alpha-search data", progress)
     finally:
@@ -80,7 +81,8 @@ def group_error(x: torch.Tensor, weights: list[torch.Tensor], act_scale: torch.T
     s = smoothing_factors(act_scale, weights, alpha)
     static = None if activation_dynamic else Q.static_input_scale(act_scale, s)
     xq = _fake_act(x / s, activation_granularity, activation_dynamic, activation_symmetric, static)
-    w = torch.cat([w.detach().float().cpu() for w in weights])
+    weights = [w.detach().float().cpu().reshape(-1, w.shape[-1]) for w in weights]
+    w = torch.cat(weights)
     ref = x @ w.T if reference is None else reference
     # per-linear weight scales: quantize each linear's rows separately (per_tensor is per linear, not per group)
     wq = torch.cat([Q.fake_quantize_weight(wi.detach().float().cpu() * s, weight_granularity) for wi in weights])
@@ -100,8 +102,8 @@ def search_alphas(model: nn.Module, act_scales: Mapping[str, torch.Tensor], bloc
                                   progress=progress)
     best: dict[str, float] = {}
     for g in groups:
-        weights = [model.get_submodule(n).weight for n in g.linears]
-        act = group_act_scale(g, act_scales, weights[0].shape[1])
+        weights = [w.detach().float().cpu().reshape(-1, w.shape[-1]) for w in reader_weights(model, g)]
+        act = group_act_scale(g, act_scales, weights[0].shape[-1])
         x = inputs[g.source]
         ref = x @ torch.cat([w.detach().float().cpu() for w in weights]).T
         errors = {a: group_error(x, weights, act, a, reference=ref, **quant) for a in grid}

@@ -53,6 +53,18 @@ def quantization_config(*, alpha: float | Mapping[str, float], weight_granularit
     }
 
 
+def _check_exportable(model: nn.Module) -> None:
+    """The format stores nn.Linear weights; fused 3-D MoE expert tensors have no layout in it yet."""
+    for g in resolve_groups(model):
+        for reader in g.linears:
+            module, _, _ = reader.partition(":")
+            if not isinstance(model.get_submodule(module), nn.Linear):
+                raise ExportError(
+                    f"{reader} is not a linear layer ({type(model.get_submodule(module)).__name__}); exporting "
+                    "fused MoE experts (transformers >= 5 Mixtral) is not supported by checkpoint format v1. "
+                    "Smoothing, act-scales and ppl work on such models.")
+
+
 def _check_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise FileExistsError(f"output directory {out} already exists; pass overwrite=True (--overwrite) to replace it")
@@ -130,6 +142,7 @@ def export_checkpoint(
     out = Path(output_dir).expanduser().resolve()
     _check_output_dir(out, overwrite)
     check_float_weights(model)
+    _check_exportable(model)
     if isinstance(alpha, str):
         if alpha != "auto":
             raise ExportError(f"alpha must be a number in [0, 1], a per-layer mapping or 'auto', got {alpha!r}")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 Condition = Callable[[Any], bool]
@@ -22,8 +23,11 @@ Condition = Callable[[Any], bool]
 class SmoothGroup:
     """`source` (a norm, or for optional groups a linear whose output rows absorb 1/s) feeds `linears`.
 
-    Names are relative to one decoder layer; `*` matches an expert index. `when` restricts the group to
-    configs for which it is true (architectures whose layer wiring depends on the config, e.g. Falcon).
+    Names are relative to one decoder layer; `*` matches an expert index. A reader is a module (its
+    `weight` is scaled) or `module:param` for a weight stored as a bare parameter, e.g. the 3-D fused expert
+    tensor `mlp.experts:gate_up_proj` `[E, 2I, H]` of transformers >= 5 (the last dim is always the input).
+    `when` restricts the group to configs for which it is true (wiring that depends on the config, e.g.
+    Falcon). Several groups may name the same source: the first whose readers all exist is used.
     """
 
     source: str
@@ -115,13 +119,15 @@ _PHI3 = ArchSpec(
     unsmoothed=("self_attn.o_proj", "mlp.down_proj"),
 )
 
-# Mixtral as stored on disk and in transformers < 5: one norm feeds the router and every expert's w1/w3.
+# Mixtral: one norm feeds the router and every expert's w1/w3. transformers < 5 (and checkpoints on disk) keep
+# one linear per expert; transformers >= 5 fuses the experts into 3-D parameters and the router is no nn.Linear.
 _MIXTRAL = ArchSpec(
     layers="model.layers",
     groups=(
         SmoothGroup("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
         SmoothGroup("post_attention_layernorm",
                     ("block_sparse_moe.gate", "block_sparse_moe.experts.*.w1", "block_sparse_moe.experts.*.w3")),
+        SmoothGroup("post_attention_layernorm", ("mlp.gate", "mlp.experts:gate_up_proj")),
     ),
     unsmoothed=("self_attn.o_proj", "block_sparse_moe.experts.*.w2"),
 )
@@ -167,9 +173,22 @@ def _layer_list(model: nn.Module, spec: ArchSpec) -> nn.ModuleList:
     return mod
 
 
+def split_reader(name: str) -> tuple[str, str]:
+    """(module name, parameter name) of a group reader ("weight" unless given as `module:param`)."""
+    module, _, param = name.partition(":")
+    return module, param or "weight"
+
+
+def reader_weight(model: nn.Module, name: str) -> torch.Tensor:
+    module, param = split_reader(name)
+    return getattr(model.get_submodule(module), param)
+
+
 def _expand(layer: nn.Module, prefix: str, pattern: str) -> list[str]:
-    names = [n for n, _ in layer.named_modules() if n and fnmatch.fnmatchcase(n, pattern)]
-    return [f"{prefix}.{n}" for n in names]
+    mod_pat, _, param = pattern.partition(":")
+    names = [n for n, m in layer.named_modules() if n and fnmatch.fnmatchcase(n, mod_pat)
+             and isinstance(getattr(m, param or "weight", None), torch.Tensor)]
+    return [f"{prefix}.{n}" + (f":{param}" if param else "") for n in names]
 
 
 def resolve_groups(model: nn.Module, *, smooth_all: bool = False) -> list[ResolvedGroup]:
@@ -183,15 +202,21 @@ def resolve_groups(model: nn.Module, *, smooth_all: bool = False) -> list[Resolv
     for i, layer in enumerate(_layer_list(model, spec)):
         prefix = f"{spec.layers}.{i}"
         present = {n for n, _ in layer.named_modules()}
+        done: set[str] = set()
+        unmatched: dict[str, tuple[str, ...]] = {}
         for g in groups:
-            if g.source not in present or (g.when is not None and not g.when(cfg)):
+            if g.source not in present or g.source in done or (g.when is not None and not g.when(cfg)):
                 continue
-            linears = tuple(n for pat in g.linears for n in _expand(layer, prefix, pat))
-            if len(linears) == 0 or any(not _expand(layer, prefix, pat) for pat in g.linears):
+            if any(not _expand(layer, prefix, pat) for pat in g.linears):
+                unmatched.setdefault(g.source, g.linears)
+                continue
+            done.add(g.source)
+            out.append(ResolvedGroup(f"{prefix}.{g.source}", tuple(n for p in g.linears for n in _expand(layer, prefix, p))))
+        for source, readers in unmatched.items():
+            if source not in done:
                 raise UnsupportedArchitectureError(
-                    f"{prefix}.{g.source} is present but its readers {g.linears} are not all found; "
+                    f"{prefix}.{source} is present but its readers {readers} are not all found; "
                     f"the registry entry for {cfg.model_type!r} does not match this model")
-            out.append(ResolvedGroup(f"{prefix}.{g.source}", linears))
     if not out:
         raise UnsupportedArchitectureError(f"no smoothing group of {cfg.model_type!r} matches this model")
     return out

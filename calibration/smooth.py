@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from calibration.registry import ResolvedGroup, resolve_groups
+from calibration.registry import ResolvedGroup, reader_weight, resolve_groups, split_reader
 
 MIN_SCALE = 1e-5
 
@@ -43,9 +43,10 @@ def check_float_weights(model: nn.Module) -> None:
 
 def group_act_scale(group: ResolvedGroup, act_scales: Mapping[str, torch.Tensor], in_features: int) -> torch.Tensor:
     """The input abs-max shared by a group's linears (they all read the same tensor), validated."""
-    found = {n: act_scales[n] for n in group.linears if n in act_scales}
+    keys = [split_reader(n)[0] for n in group.linears]
+    found = {n: act_scales[n] for n in keys if n in act_scales}
     if not found:
-        raise SmoothingError(f"missing activation scales for {group.linears[0]} (readers of {group.source}); "
+        raise SmoothingError(f"missing activation scales for {keys[0]} (readers of {group.source}); "
                              "the scales file does not belong to this model or was computed on another version")
     for name, t in found.items():
         if t.shape != (in_features,):
@@ -56,19 +57,20 @@ def group_act_scale(group: ResolvedGroup, act_scales: Mapping[str, torch.Tensor]
     return torch.stack([t.float() for t in found.values()]).amax(dim=0)
 
 
-def _linears(model: nn.Module, group: ResolvedGroup) -> list[nn.Module]:
-    mods = [model.get_submodule(n) for n in group.linears]
-    for n, m in zip(group.linears, mods):
-        w = getattr(m, "weight", None)
-        if not isinstance(w, torch.Tensor) or w.dim() != 2:
-            raise SmoothingError(f"{n} has no 2-D weight to smooth")
-    return mods
+def reader_weights(model: nn.Module, group: ResolvedGroup) -> list[torch.Tensor]:
+    """The weights that read the group's source; their last dimension is the input channel."""
+    weights = [reader_weight(model, n) for n in group.linears]
+    for n, w in zip(group.linears, weights):
+        if w.dim() < 2 or w.shape[-1] != weights[0].shape[-1]:
+            raise SmoothingError(f"{n} has no weight of input width {weights[0].shape[-1]} to smooth")
+    return weights
 
 
 def smoothing_factors(act_scale: torch.Tensor, weights: list[torch.Tensor], alpha: float) -> torch.Tensor:
     """s = act^alpha / max|W|^(1-alpha) per input channel, max over all linears of the group (float32)."""
     alpha = check_alpha(alpha)
-    w_max = torch.stack([w.detach().abs().float().amax(dim=0).cpu() for w in weights]).amax(dim=0)
+    w_max = torch.stack([w.detach().abs().float().reshape(-1, w.shape[-1]).amax(dim=0).cpu()
+                         for w in weights]).amax(dim=0)
     s = act_scale.float().clamp(min=MIN_SCALE).pow(alpha) / w_max.clamp(min=MIN_SCALE).pow(1.0 - alpha)
     return s.clamp(min=MIN_SCALE)
 
@@ -77,8 +79,8 @@ def smoothing_factors(act_scale: torch.Tensor, weights: list[torch.Tensor], alph
 def apply_smoothing(model: nn.Module, group: ResolvedGroup, s: torch.Tensor) -> None:
     """Divide the source's output channels by `s` and multiply the readers' input columns by `s`."""
     source = model.get_submodule(group.source)
-    for m in _linears(model, group):
-        m.weight.copy_((m.weight.float() * s.to(m.weight.device)).to(m.weight.dtype))
+    for w in reader_weights(model, group):
+        w.copy_((w.float() * s.to(w.device)).to(w.dtype))
     # A norm scales its output by weight (and adds bias); a linear source produces its output rows.
     if isinstance(source, nn.Linear):
         w = source.weight
@@ -125,9 +127,9 @@ def smooth_model(model: nn.Module, act_scales: Mapping[str, torch.Tensor], alpha
     resolved_alphas = {g.source: _alpha_for(alpha, g) for g in groups}  # validate all before changing anything
     factors = {}
     for g in groups:
-        mods = _linears(model, g)
-        act = group_act_scale(g, act_scales, mods[0].weight.shape[1])
-        factors[g.source] = smoothing_factors(act, [m.weight for m in mods], resolved_alphas[g.source])
+        weights = reader_weights(model, g)
+        act = group_act_scale(g, act_scales, weights[0].shape[-1])
+        factors[g.source] = smoothing_factors(act, weights, resolved_alphas[g.source])
     for g in groups:
         apply_smoothing(model, g, factors[g.source])
     return factors

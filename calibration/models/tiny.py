@@ -118,6 +118,7 @@ _CONFIGS: dict[str, Callable[[int, int, int], PretrainedConfig]] = {
     "qwen2": _llama_like("qwen2"),
     "qwen3": _llama_like("qwen3"),
     "phi3": _llama_like("phi3", original_max_position_embeddings=512),
+    "mixtral": _llama_like("mixtral", num_local_experts=4, num_experts_per_tok=2, sliding_window=None),
     "opt": _opt,
     "falcon": _falcon,
     "bloom": _bloom,

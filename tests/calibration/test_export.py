@@ -148,3 +148,10 @@ def test_not_a_smoothquant_checkpoint(tmp_path):
     path = save_tiny_model("llama", tmp_path / "plain")
     with pytest.raises(ValueError, match="not a smoothquant checkpoint"):
         load_simulated_model(path)
+
+
+def test_fused_moe_experts_export_is_refused(tiny, tmp_path):
+    model, tok, _, scales = tiny("mixtral")
+    with pytest.raises(ExportError, match="mlp.gate is not a linear layer.*fused MoE experts"):
+        export_checkpoint(model, tok, scales, tmp_path / "moe")
+    assert os.listdir(tmp_path) == []

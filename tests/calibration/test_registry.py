@@ -1,9 +1,10 @@
 import pytest
+from torch.nn import Linear
 from transformers import FalconConfig, OPTConfig
 
 from calibration.models.tiny import SUPPORTED_ARCHS, build_tiny_model
 from calibration.registry import (
-    ARCHITECTURES, UnsupportedArchitectureError, get_spec, quantized_linears, resolve_groups)
+    ARCHITECTURES, UnsupportedArchitectureError, get_spec, quantized_linears, reader_weight, resolve_groups)
 
 
 def test_unknown_model_type_names_supported_ones():
@@ -16,11 +17,11 @@ def test_groups_cover_all_readers_and_shapes_match(arch):
     model, _ = build_tiny_model(arch)
     groups = resolve_groups(model)
     linears = quantized_linears(model)
-    smoothed = {n for g in groups for n in g.linears}
+    smoothed = {n for g in groups for n in g.linears if ":" not in n and isinstance(model.get_submodule(n), Linear)}
     assert smoothed < set(linears)  # o_proj/down_proj-like layers are quantized, not smoothed
     for g in groups:
         width = model.get_submodule(g.source).weight.shape[0]
-        assert all(model.get_submodule(n).in_features == width for n in g.linears)
+        assert all(reader_weight(model, n).shape[-1] == width for n in g.linears)
     assert len(groups) == 2 * 2 or arch == "falcon"  # two norms per layer (falcon: one shared LN)
 
 
@@ -64,3 +65,11 @@ def test_every_registry_entry_is_data():
     assert {"llama", "mistral", "qwen2", "qwen3", "opt", "falcon", "bloom", "phi3", "mixtral"} <= set(ARCHITECTURES)
     mixtral = ARCHITECTURES["mixtral"].groups[1]
     assert "block_sparse_moe.gate" in mixtral.linears and "block_sparse_moe.experts.*.w1" in mixtral.linears
+
+
+def test_mixtral_norm_feeds_router_and_all_experts():
+    model, _ = build_tiny_model("mixtral", num_layers=1)
+    moe = resolve_groups(model)[1]
+    assert moe.source == "model.layers.0.post_attention_layernorm"
+    assert moe.linears == ("model.layers.0.mlp.gate", "model.layers.0.mlp.experts:gate_up_proj")
+    assert reader_weight(model, moe.linears[1]).shape == (4, 2 * model.config.intermediate_size, 64)
