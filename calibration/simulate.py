@@ -221,3 +221,15 @@ def simulated_logits(path: str | os.PathLike[str], input_ids: torch.Tensor) -> t
     model = load_simulated_model(path)
     ids = input_ids if input_ids.dim() == 2 else input_ids.unsqueeze(0)
     return model(input_ids=ids, use_cache=False).logits.float()
+
+
+def quantize_opt(model: nn.Module, weight_quant: str = "per_tensor", act_quant: str = "per_tensor",
+                 quantize_bmm_input: bool = True) -> nn.Module:
+    """The original project's OPT defaults (per-tensor W8A8 with quantized BMM inputs)."""
+    return quantize_model(model, weight_quant, act_quant, quantize_bmm_input)
+
+
+def quantize_llama_like(model: nn.Module, weight_quant: str = "per_channel", act_quant: str = "per_token",
+                        quantize_bmm_input: bool = False) -> nn.Module:
+    """The original project's Llama/Mistral/Mixtral/Falcon defaults."""
+    return quantize_model(model, weight_quant, act_quant, quantize_bmm_input)

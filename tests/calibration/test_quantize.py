@@ -105,3 +105,20 @@ def test_quantize_model_swaps_registry_linears(tiny):
     assert model.model.layers[0].self_attn.k_proj.quantize_output
     assert not model.model.layers[0].self_attn.o_proj.quantize_output
     assert 0 < float((out - ref).norm() / ref.norm()) < 0.1
+
+
+def test_original_api_names_from_the_package(tiny):
+    import calibration
+    from calibration import W8A8Linear as Top, quantize_opt, smooth_lm
+
+    model, _, blocks, scales = tiny("opt", outliers=True)
+    with torch.no_grad():
+        ref = model(blocks).logits
+        smooth_lm(model, scales, alpha=0.5)
+        quantize_opt(model)  # the original OPT defaults: per-tensor W8A8, quantized BMM inputs
+        out = model(blocks).logits
+    q = model.model.decoder.layers[0].self_attn.q_proj
+    assert isinstance(q, Top) and q.weight_quant == "per_tensor" and q.act_quant == "per_tensor"
+    assert q.quantize_output and not model.model.decoder.layers[0].fc2.quantize_output
+    assert float((out - ref).norm() / ref.norm()) < 0.2
+    assert all(hasattr(calibration, n) for n in calibration.__all__)
