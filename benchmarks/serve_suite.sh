@@ -30,6 +30,6 @@ echo "[serve_suite] latency exit $?"
 
 status=0
 for table in serve_throughput/serve_throughput.md serve_latency/serve_latency.md; do
-  if [[ -s "$out/$table" ]]; then cat "$out/$table"; else echo "[serve_suite] MISSING $out/$table"; status=1; fi
+  if [[ -s "$out/$table" ]]; then echo "[serve_suite] wrote $out/$table"; else echo "[serve_suite] MISSING $out/$table"; status=1; fi
 done
 exit $status
