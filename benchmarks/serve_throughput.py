@@ -157,10 +157,14 @@ def parse_log(text: str) -> dict[str, Any]:
 
 
 def config_timeout(remaining_budget_s: float | None, configs_left: int, cap_s: float) -> float:
-    """Seconds a child may take: its share of what is left of the budget (with slack), never above the cap."""
+    """Seconds a child may take: twice its share of what is left of the budget, never above the cap or what is left.
+
+    The slack lets a slow first engine start (cold torch.compile cache) finish; later configs get less, and what
+    does not fit is recorded as timed out or skipped rather than overrunning the budget.
+    """
     if remaining_budget_s is None:
         return cap_s
-    share = 1.5 * remaining_budget_s / max(configs_left, 1)
+    share = 2.0 * remaining_budget_s / max(configs_left, 1)
     return max(0.0, min(cap_s, share, remaining_budget_s))
 
 

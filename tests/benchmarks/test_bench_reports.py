@@ -20,7 +20,7 @@ def test_log_parsing_reads_vllm_026_and_032_lines():
 
 def test_config_timeout_shares_the_budget():
     assert st.config_timeout(None, 5, 900) == 900
-    assert st.config_timeout(500, 5, 900) == pytest.approx(150)  # 1.5x its share
+    assert st.config_timeout(500, 5, 900) == pytest.approx(200)  # twice its share
     assert st.config_timeout(100, 1, 900) == 100  # never beyond what is left
     assert st.config_timeout(-3, 2, 900) == 0
 
