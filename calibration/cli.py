@@ -137,7 +137,7 @@ def cmd_act_scales(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from calibration.export import _check_output_dir, export_checkpoint, quantization_config
+    from calibration.export import check_output_dir, export_checkpoint, quantization_config
     from calibration.smooth import check_alpha
 
     # fail on bad options before the slow part
@@ -148,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> None:
                         activation_granularity=args.activation_granularity,
                         activation_dynamic=args.activation_scheme == "dynamic",
                         activation_symmetric=not args.asymmetric, ignored_modules=args.ignore)
-    _check_output_dir(Path(args.output).expanduser().resolve(), args.overwrite)
+    check_output_dir(Path(args.output).expanduser().resolve(), args.overwrite)
     model, tok = _load_model(args)
     blocks = _blocks(args, tok, args.dataset) if (args.act_scales is None or alpha == "auto") else None
     scales = _scales(args, model, tok, blocks)

@@ -8,6 +8,7 @@ too; untrained, its perplexity sits near the vocabulary size whatever the quanti
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def accuracy_rows(model: nn.Module, act_scales: dict[str, torch.Tensor], calib: 
         return search_alphas(model, act_scales, calib, progress=False, **quant)
 
     rows = [Row("float (reference)", 0.0, 0.0, 0.0, perplexity_from_logits(ref.logits, evals)),
-            row("W8A16 (int8 weights only; floor for W8A8)", quantize_model(_copy(model), act_quant="none")),
+            row("W8A16 (int8 weights only; floor for W8A8)", quantize_model(copy.deepcopy(model), act_quant="none")),
             row("naive W8A8, per-token", simulated_copy(model, None, None)),
             row("naive W8A8, per-tensor dynamic", simulated_copy(model, None, None, act_quant="per_tensor")),
             row("naive W8A8, per-token asymmetric", simulated_copy(model, None, None,
@@ -84,11 +85,6 @@ def accuracy_rows(model: nn.Module, act_scales: dict[str, torch.Tensor], calib: 
                            act_quant="per_tensor", static=True)),
     ]
     return rows
-
-
-def _copy(model: nn.Module) -> nn.Module:
-    import copy
-    return copy.deepcopy(model)
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -118,7 +114,7 @@ def run_demo(output_dir: str | Path, *, arch: str = "llama", hidden_size: int = 
     if not train_steps:
         print(f"[demo] an untrained model predicts almost uniformly: its perplexity sits near the vocabulary size "
               f"({len(tok)}) whatever the quantization; compare the error columns (or pass --train-steps)")
-    reference = _copy(model)
+    reference = copy.deepcopy(model)
     out = export_checkpoint(model, tok, scales, output_dir, alpha=auto_alphas, overwrite=overwrite)
     exported = load_simulated_model(out)
     alphas = json.loads((out / "config.json").read_text())["quantization_config"]["alpha"]

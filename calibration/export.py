@@ -65,7 +65,7 @@ def _check_exportable(model: nn.Module) -> None:
                     "Smoothing, act-scales and ppl work on such models.")
 
 
-def _check_output_dir(out: Path, overwrite: bool) -> None:
+def check_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise FileExistsError(f"output directory {out} already exists; pass overwrite=True (--overwrite) to replace it")
     if out.exists() and not out.is_dir():
@@ -140,7 +140,7 @@ def export_checkpoint(
     next to it, then renamed); an existing one is refused unless `overwrite`.
     """
     out = Path(output_dir).expanduser().resolve()
-    _check_output_dir(out, overwrite)
+    check_output_dir(out, overwrite)
     check_float_weights(model)
     _check_exportable(model)
     if isinstance(alpha, str):

@@ -202,7 +202,6 @@ def load_simulated_model(path: str | os.PathLike[str], dtype: torch.dtype | None
                                           dtype=model_dtype)
         _set_module(model, name, layer)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
-    unexpected = [k for k in unexpected]
     if unexpected:
         raise ValueError(f"{path}: tensors the model does not have: {unexpected[:5]}")
     if getattr(config, "tie_word_embeddings", False):
