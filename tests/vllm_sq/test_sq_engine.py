@@ -22,7 +22,7 @@ pytestmark = pytest.mark.vllm
 LOGPROB_ATOL = 5e-3  # |vLLM - simulated reference| of prompt-token logprobs
 LAYER_RTOL = 1e-3  # max |vLLM layer - reference layer| / max |reference layer|
 
-# Fused vLLM layer -> the Hugging Face modules whose outputs it concatenates (layer 0 of the model).
+# Fused vLLM layer -> the Hugging Face modules whose outputs it concatenates (layer 0; llama and qwen2 names).
 FUSED_LAYERS = {
     "model.layers.0.self_attn.qkv_proj": ["q_proj", "k_proj", "v_proj"],
     "model.layers.0.self_attn.o_proj": ["o_proj"],
@@ -62,25 +62,23 @@ def _reference_layers(sim: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> 
         }
 
 
-def _check_checkpoint(ckpt: Path, float_model: torch.nn.Module, check_layers: bool) -> None:
+def _check_checkpoint(ckpt: Path, float_model: torch.nn.Module) -> None:
     from calibration.simulate import load_simulated_model
 
     sim = load_simulated_model(ckpt, dtype=torch.float32)
     with running_llm(ckpt) as llm:
         got = prompt_logprobs(llm, PROMPTS)
-        if check_layers:
-            inputs = _layer_inputs(sim)
-            engine_layers = llm.apply_model(functools.partial(_run_layers, inputs=inputs))[0]
+        inputs = _layer_inputs(sim)
+        engine_layers = llm.apply_model(functools.partial(_run_layers, inputs=inputs))[0]
     for ids, lps in got:
         want = reference_logprobs(sim, ids)
         quant_effect = (reference_logprobs(float_model, ids) - want).abs().max().item()
         err = (lps - want).abs().max().item()
         assert err < LOGPROB_ATOL, f"prompt logprobs differ from the simulated reference by {err:.3g}"
         assert quant_effect > 10 * err, f"int8 effect {quant_effect:.3g} not visible above the error {err:.3g}"
-    if check_layers:
-        for name, want in _reference_layers(sim, inputs).items():
-            rel = ((engine_layers[name] - want).abs().max() / want.abs().max()).item()
-            assert rel < LAYER_RTOL, f"{name}: relative error {rel:.3g} against the simulated reference"
+    for name, want in _reference_layers(sim, inputs).items():
+        rel = ((engine_layers[name] - want).abs().max() / want.abs().max()).item()
+        assert rel < LAYER_RTOL, f"{name}: relative error {rel:.3g} against the simulated reference"
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +90,7 @@ def _allow_apply_model(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_llama_dynamic_per_token_matches_reference(ckpt_root: Path) -> None:
     """O1 (per-channel weights, dynamic per-token): fused qkv and gate_up layers and final logprobs."""
     ckpt, model = export_tiny(ckpt_root / "llama_o1", "llama")
-    _check_checkpoint(ckpt, model, check_layers=True)
+    _check_checkpoint(ckpt, model)
 
 
 def test_llama_static_per_tensor_matches_reference(ckpt_root: Path) -> None:
@@ -101,13 +99,13 @@ def test_llama_static_per_tensor_matches_reference(ckpt_root: Path) -> None:
         ckpt_root / "llama_o3", "llama", weight_granularity="per_tensor",
         activation_granularity="per_tensor", activation_dynamic=False,
     )
-    _check_checkpoint(ckpt, model, check_layers=True)
+    _check_checkpoint(ckpt, model)
 
 
 def test_qwen2_asymmetric_with_bias_matches_reference(ckpt_root: Path) -> None:
     """Asymmetric per-token activations (zero point, weight column sums) on a model with qkv bias."""
     ckpt, model = export_tiny(ckpt_root / "qwen2_asym", "qwen2", activation_symmetric=False)
-    _check_checkpoint(ckpt, model, check_layers=False)
+    _check_checkpoint(ckpt, model)
 
 
 def test_int8_checkpoint_without_smoothquant_config_is_refused(
