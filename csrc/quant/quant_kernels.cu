@@ -4,7 +4,8 @@
 // Math (per row of length K, fp32 throughout, round = __float2int_rn = round half to even):
 //   symmetric dynamic:  s = max|v| / 127 (s = 1 for an all-zero row),  q = clamp(round(v / s), -127, 127)
 //   symmetric static:   s = given,                                    q = clamp(round(v / s), -127, 127)
-//   asymmetric dynamic: s = (max v - min v) / 255 (1 if 0),  z = clamp(round(-128 - min v / s), -128, 127),
+//   asymmetric dynamic: lo = min(min v, 0), hi = max(max v, 0), s = (hi - lo) / 255 (1 if 0),
+//                       z = round(-128 - lo / s) (in [-128, 127] by construction; clamped anyway),
 //                       q = clamp(round(v / s) + z, -128, 127)
 // where v is the activation in the model dtype, as the unfused ops would have stored it:
 //   plain:            v = x
@@ -99,8 +100,8 @@ __device__ void quantize_row(ValueFn value, int nvec, int8_t* __restrict__ q_row
   if (static_scale != nullptr) {
     s = *static_scale;
   } else {
-    float hi = ASYM ? -FLT_MAX : 0.f;
-    float lo = FLT_MAX;
+    float hi = 0.f;  // asymmetric: the range always includes 0, so zero is exact and z lies in [-128, 127]
+    float lo = 0.f;
     for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
       float v[VEC];
       value(i, v);

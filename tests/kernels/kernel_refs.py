@@ -41,7 +41,8 @@ def ref_quant_sym(v: torch.Tensor, scale: torch.Tensor | None = None) -> tuple[t
 def ref_quant_asym(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """docs/checkpoint_format.md asymmetric per-token quantization in float32."""
     v = v.float()
-    hi, lo = v.amax(dim=-1, keepdim=True), v.amin(dim=-1, keepdim=True)
+    hi = v.amax(dim=-1, keepdim=True).clamp(min=0)  # the range always includes 0
+    lo = v.amin(dim=-1, keepdim=True).clamp(max=0)
     s = (hi - lo) / 255
     s = torch.where(s == 0, torch.ones_like(s), s)
     z = (-128 - lo / s).round().clamp(-128, 127)

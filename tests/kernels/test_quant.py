@@ -52,7 +52,9 @@ def test_per_token_quant_asymmetric_matches_reference_exactly(m, k, dtype):
     from vllm_sq.ops import per_token_quant
 
     x = _x(m, k, dtype, 3 * m + k) + 2  # shifted: the zero point matters
-    x[0] = 5  # constant row: scale 1, clamped zero point
+    x[0] = 5  # one-sided constant row: the range [0, 5] still includes 0
+    if m > 1:
+        x[1] = 0  # all-zero row: scale 1
     poison_allocator()
     q, s, azp = per_token_quant(x, symmetric=False)
     ref_q, ref_s, ref_z = ref_quant_asym(x)

@@ -1,7 +1,8 @@
 """Activation quantization to int8, alone or fused into RMSNorm, residual-add + RMSNorm, LayerNorm, SiLU-and-mul.
 
 Numerics as docs/checkpoint_format.md: s = max|x| / 127 per token (dynamic) or the given scale (static),
-q = clamp(round_half_even(x / s), -127, 127); asymmetric: s = (max - min) / 255, zero point z, range [-128, 127].
+q = clamp(round_half_even(x / s), -127, 127); asymmetric: the range [min(x, 0), max(x, 0)] over 255 steps with a zero
+point z, codes in [-128, 127].
 `scale=None` means dynamic per-token; a float32 one-element tensor means static per-tensor.
 """
 
