@@ -1,6 +1,8 @@
-"""`python -m calibration.torch_int`: measure conversion fidelity on a tiny OPT (see compare.py)."""
+"""`python -m calibration.torch_int convert SRC DST [--overwrite]` and `... compare` (see cli.py)."""
 
-from calibration.torch_int.compare import main
+import sys
+
+from calibration.torch_int.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

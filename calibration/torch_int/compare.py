@@ -1,6 +1,6 @@
 """Measure what conversion keeps and what it changes, on a tiny outlier OPT (the numbers in docs/torch_int.md).
 
-    python -m calibration.torch_int [--seq-len 32] [--hidden-size 64] [--layers 2] [--seed 0]
+    python -m calibration.torch_int compare [--seq-len 32] [--hidden-size 64] [--layers 2] [--seed 0]
 
 Builds a float OPT, smooths it (alpha 0.5, like the original export), writes it in the torch-int layout,
 converts it, and compares logits on local text: the original layout's reference forward (`int8` attention
@@ -10,14 +10,13 @@ project's simulated-quantization reader (float32, float16, bfloat16), and the fl
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["compare_tiny", "main"]
+__all__ = ["compare_tiny"]
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -67,17 +66,3 @@ def compare_tiny(*, seq_len: int = 32, hidden_size: int = 64, num_layers: int = 
     ]
     return [(a, b, _rel(logits[a], logits[b]), _max_logprob_diff(logits[a], logits[b]),
              (logits[a].argmax(-1) == logits[b].argmax(-1)).float().mean().item()) for a, b in pairs]
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m calibration.torch_int", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seq-len", type=int, default=32)
-    p.add_argument("--hidden-size", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    rows = compare_tiny(seq_len=args.seq_len, hidden_size=args.hidden_size, num_layers=args.layers, seed=args.seed)
-    print("| a | b | relative logits error | max abs logprob diff | top-1 agreement |")
-    print("|---|---|---|---|---|")
-    for a, b, rel, lp, top1 in rows:
-        print(f"| {a} | {b} | {rel:.3g} | {lp:.3g} | {top1:.3f} |")

@@ -176,6 +176,16 @@ def test_converted_directory(ckpt: SimpleNamespace) -> None:
         convert_torch_int(ckpt.src, ckpt.dst)
 
 
+def test_command_line_convert(ckpt: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from calibration.torch_int.cli import main
+
+    assert main(["convert", str(ckpt.src), str(tmp_path / "out")]) == 0
+    assert torch.equal(load_file(tmp_path / "out" / "model.safetensors")[L0 + "fc1.weight"], ckpt.conv[L0 + "fc1.weight"])
+    assert main(["convert", str(ckpt.dst), str(tmp_path / "again")]) == 2  # already converted: refused
+    assert "not a torch-int" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
+
+
 def test_accepts_safetensors_and_1xN_biases(ckpt: SimpleNamespace, tmp_path: Path) -> None:
     """torch-int registers biases as [1, N]; checkpoints may also be safetensors (and sharded)."""
     src = tmp_path / "src"
