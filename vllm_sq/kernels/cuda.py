@@ -110,6 +110,8 @@ class VllmCutlassInt8Kernel(Int8Kernel):
         ok, reason = _cuda_check(spec)
         if not ok:
             return ok, reason
+        import vllm._custom_ops  # noqa: F401  (loads vLLM's torch.ops._C)
+
         if not hasattr(torch.ops._C, "cutlass_scaled_mm"):
             return False, "this vLLM build has no cutlass_scaled_mm"
         return True, ""

@@ -1,9 +1,10 @@
 """CPU: vLLM's oneDNN int8 GEMM (`create_onednn_scaled_mm` / `onednn_scaled_mm`) and its quant op.
 
-oneDNN's s8 x s8 GEMM is exact only where the CPU has VNNI/AMX; elsewhere (AVX2-only x86) its u8*s8
-pair sums saturate int16 and results are wrong for full-range int8 activations. So `can_implement`
-runs a small self-test against an exact integer GEMM for the exact configuration the layer will use,
-and refuses (with the measured error) where the result is wrong.
+oneDNN's s8 x s8 GEMM needs VNNI/AMX on x86: on an AVX2-only CPU (measured here) its u8*s8 pair sums
+saturate int16, so dynamic and float32 configurations give wrong results, and the one that is right
+(bf16, static) runs a reference kernel ~40x slower than torch._int_mm. So on x86 `can_implement` requires
+VNNI or AMX, and everywhere it runs a small self-test against an exact integer GEMM for the exact
+configuration the layer will use, refusing (with the measured error) where the result is wrong.
 """
 
 from __future__ import annotations
@@ -16,6 +17,27 @@ from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
 from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale, quantize_activation
 
 _SELF_TEST_TOLERANCE = 2e-2  # relative to max |y|; bf16 output rounding alone is ~4e-3
+_X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@functools.cache
+def _x86_int8_isa() -> tuple[bool, str]:
+    """(True, "") unless this is an x86 CPU without VNNI/AMX (from /proc/cpuinfo; other OSes are not judged)."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True, ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return True, ""
+    if any(flag in flags for flag in _X86_INT8_FLAGS):
+        return True, ""
+    return False, (
+        f"this x86 CPU has none of {list(_X86_INT8_FLAGS)}: oneDNN's int8 GEMM is then wrong or a slow "
+        "reference kernel"
+    )
 
 
 @functools.cache
@@ -66,10 +88,15 @@ class OneDNNInt8Kernel(Int8Kernel):
 
         if not current_platform.is_cpu():
             return False, "requires the CPU platform"
+        import vllm._custom_ops  # noqa: F401  (loads vLLM's torch.ops._C)
+
         if not hasattr(torch.ops._C, "onednn_scaled_mm"):
             return False, "this vLLM build has no oneDNN int8 ops"
         if spec.out_dtype not in (torch.bfloat16, torch.float16, torch.float32):
             return False, f"unsupported output dtype {spec.out_dtype}"
+        ok, reason = _x86_int8_isa()
+        if not ok:
+            return ok, reason
         per_token = spec.activation_dynamic and spec.activation_per_token
         return _self_test(spec.out_dtype, per_token, not spec.activation_symmetric)
 
