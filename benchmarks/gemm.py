@@ -174,7 +174,8 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
             return vllm_ops.cutlass_scaled_mm(xq, w, sx, sw.reshape(-1, 1), torch.bfloat16)
 
         run("vllm_gemm", w_bytes + x_bytes + out_bytes,
-            lambda: (vllm_gemm, *s.quantized_activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+            lambda: (vllm_gemm, *(lambda q, sq, w, sw: (q, w.t(), sq, sw))(*s.quantized_activation(),
+                                                                           *s.int8_weight())))
         run("vllm_q_gemm", w_bytes + 3 * x_bytes + out_bytes,
             lambda: (vllm_q_gemm, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
         if s.producer is not None:

@@ -27,15 +27,25 @@ def poison_allocator(nbytes: int = 1 << 28) -> None:
     del junk
 
 
+def _div(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+    """IEEE float32 division a / b, as the kernels compute it.
+
+    Computed in float64 and rounded once (exact for float32 operands); torch's CUDA division by a scalar
+    multiplies by the reciprocal instead, which can differ in the last bit.
+    """
+    b = b.double() if isinstance(b, torch.Tensor) else float(b)
+    return (a.double() / b).float()
+
+
 def ref_quant_sym(v: torch.Tensor, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """docs/checkpoint_format.md symmetric quantization in float32 (per-token if scale is None)."""
     v = v.float()
     if scale is None:
-        s = v.abs().amax(dim=-1, keepdim=True) / 127
+        s = _div(v.abs().amax(dim=-1, keepdim=True), 127)
         s = torch.where(s == 0, torch.ones_like(s), s)
     else:
         s = scale.reshape(1, 1).float()
-    return (v / s).round().clamp(-127, 127).to(torch.int8), s
+    return _div(v, s).round().clamp(-127, 127).to(torch.int8), s
 
 
 def ref_quant_asym(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -43,8 +53,8 @@ def ref_quant_asym(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     v = v.float()
     hi = v.amax(dim=-1, keepdim=True).clamp(min=0)  # the range always includes 0
     lo = v.amin(dim=-1, keepdim=True).clamp(max=0)
-    s = (hi - lo) / 255
+    s = _div(hi - lo, 255)
     s = torch.where(s == 0, torch.ones_like(s), s)
-    z = (-128 - lo / s).round().clamp(-128, 127)
-    q = ((v / s).round() + z).clamp(-128, 127).to(torch.int8)
+    z = (-128 - _div(lo, s)).round().clamp(-128, 127)
+    q = (_div(v, s).round() + z).clamp(-128, 127).to(torch.int8)
     return q, s, z.reshape(-1).to(torch.int32)
