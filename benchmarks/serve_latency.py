@@ -149,7 +149,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for e in report["results"]:
         if e["status"] != "ok" and not e.get("rates"):
-            lines.append(f"| {e['model']} | {e['config']} | - | - | - | {e['status']}: {e.get('error', '')[:120]} | - |")
+            why = f"{e['status']}: {e.get('error', '')[:120]}"
+            lines.append(f"| {e['model']} | {e['config']} | - | - | - | {why} | - |")
             continue
         for r in e["rates"]:
             if "completed" not in r:

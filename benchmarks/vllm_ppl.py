@@ -195,7 +195,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- machine: {info['device']}; vLLM {info['vllm']}; torch {info['torch']}; date {info['date_utc']}; "
         f"commit {info['commit']}",
-        f"- text: {report['text']}; {report['num_blocks']} blocks x {report['seq_len']} tokens; dtype {report['dtype']}",
+        f"- text: {report['text']}; {report['num_blocks']} blocks x {report['seq_len']} tokens; "
+        f"dtype {report['dtype']}",
         f"- command: `{report['command']}`",
     ]
     if report.get("tiny_model"):

@@ -15,7 +15,8 @@ async def _sse_server(status: int = 200, tokens: int = 4, first_delay: float = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        lines = head.split(b"\r\n")
+        length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
         body = json.loads(await reader.readexactly(length))
         reason = "OK" if status == 200 else "Bad Request"
         writer.write(f"HTTP/1.1 {status} {reason}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
