@@ -33,6 +33,8 @@ def make_moe_method(settings: SmoothQuantSettings, layer: torch.nn.Module, prefi
             f"smoothquant: MoE layer {prefix!r}: int8 experts need dynamic symmetric per-token activations; "
             f"this checkpoint has {settings.describe()} (add the experts to ignored_modules to keep them in bf16)"
         )
+    if getattr(layer.moe_config, "has_bias", False):
+        raise ValueError(f"smoothquant: MoE layer {prefix!r}: experts with biases are not supported")
     return SmoothQuantMoEMethod(settings, layer.moe_config, prefix)
 
 
