@@ -2,9 +2,9 @@
 # GPU-machine serving stage (called by benchmarks/gpu_suite.sh after the kernel stages, or on its own):
 #   benchmarks/serve_suite.sh RESULTS_DIR        (or OUT=RESULTS_DIR benchmarks/serve_suite.sh)
 # 1. offline throughput, Llama-2-7B shapes, all configs (bf16, vLLM INT8 W8A8, smoothquant dynamic/static,
-#    smoothquant + fp8 KV cache), 128 prompts, within SERVE_THROUGHPUT_BUDGET_S (default 420 s);
+#    smoothquant + fp8 KV cache), 128 prompts, within SERVE_THROUGHPUT_BUDGET_S (default 400 s);
 # 2. online latency of smoothquant dynamic under `vllm serve`, two request rates, within
-#    SERVE_LATENCY_BUDGET_S (default 150 s).
+#    SERVE_LATENCY_BUDGET_S (default 140 s).
 # Needs vLLM importable (e.g. PYTHONPATH=/tmp/gpu-site) and the project installed. A failing config is
 # recorded in the results and the stage goes on; the exit status is 0 when both stages wrote their tables.
 set -uo pipefail
@@ -19,13 +19,13 @@ export VLLM_USE_FLASHINFER_SAMPLER="${VLLM_USE_FLASHINFER_SAMPLER:-0}"
 
 echo "[serve_suite] throughput -> $out/serve_throughput"
 "$py" -m benchmarks.serve_throughput --results-dir "$out/serve_throughput" \
-  --budget-s "${SERVE_THROUGHPUT_BUDGET_S:-420}" ${SERVE_THROUGHPUT_ARGS:-}
+  --budget-s "${SERVE_THROUGHPUT_BUDGET_S:-400}" ${SERVE_THROUGHPUT_ARGS:-}
 echo "[serve_suite] throughput exit $?"
 
 echo "[serve_suite] latency -> $out/serve_latency"
 "$py" -m benchmarks.serve_latency --results-dir "$out/serve_latency" --configs sq-dynamic \
   --rates 4,inf --num-requests 32 --max-seconds-per-rate 30 --server-timeout-s 240 \
-  --budget-s "${SERVE_LATENCY_BUDGET_S:-150}" ${SERVE_LATENCY_ARGS:-}
+  --budget-s "${SERVE_LATENCY_BUDGET_S:-140}" ${SERVE_LATENCY_ARGS:-}
 echo "[serve_suite] latency exit $?"
 
 status=0
