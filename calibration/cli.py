@@ -1,4 +1,4 @@
-"""`python -m calibration {act-scales,export,ppl,demo}`; flag names of the original SmoothQuant scripts work too."""
+"""`python -m calibration {act-scales,export,ppl,demo,convert-torch-int}`; flag names of the original SmoothQuant scripts work too."""
 
 from __future__ import annotations
 
@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="llama")
     p.add_argument("--train-steps", type=int, default=0,
                    help="train the tiny model this many steps first (makes perplexity meaningful; slower)")
+    p.add_argument("--overwrite", action="store_true")
+    p = sub.add_parser("convert-torch-int", help="convert an original mit-han-lab/smoothquant (torch-int Int8OPT) "
+                       "checkpoint into a smoothquant checkpoint (docs/torch_int.md)")
+    p.add_argument("src", help="torch-int Int8OPT checkpoint directory")
+    p.add_argument("dst", help="output directory")
     p.add_argument("--overwrite", action="store_true")
     return parser
 
@@ -203,7 +208,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.output, arch=args.arch, train_steps=args.train_steps, overwrite=args.overwrite)
 
 
-COMMANDS = {"act-scales": cmd_act_scales, "export": cmd_export, "ppl": cmd_ppl, "demo": cmd_demo}
+def cmd_convert_torch_int(args: argparse.Namespace) -> None:
+    from calibration.torch_int import convert_torch_int
+
+    print(convert_torch_int(args.src, args.dst, overwrite=args.overwrite))
+
+
+COMMANDS = {"act-scales": cmd_act_scales, "export": cmd_export, "ppl": cmd_ppl, "demo": cmd_demo,
+            "convert-torch-int": cmd_convert_torch_int}
 
 
 def main(argv: list[str] | None = None) -> int:

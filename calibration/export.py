@@ -106,6 +106,8 @@ def _write(tmp: Path, model: nn.Module, tokenizer, tensors: dict[str, torch.Tens
     model.config.save_pretrained(tmp)
     cfg = json.loads((tmp / "config.json").read_text())
     cfg["quantization_config"] = qcfg
+    # save_pretrained of a bare config leaves `architectures` empty; vLLM needs it to pick the causal-LM class.
+    cfg["architectures"] = [type(model).__name__]
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     gen = getattr(model, "generation_config", None)
     if gen is not None:

@@ -27,6 +27,7 @@ def test_export_reloads_and_matches_simulation(tiny, tmp_path, arch):
         "quant_method": "smoothquant", "format_version": 1, "weight_bits": 8, "weight_granularity": "per_channel",
         "activation_granularity": "per_token", "activation_dynamic": True, "activation_symmetric": True,
         "alpha": 0.5, "ignored_modules": ["lm_head"]}
+    assert cfg["architectures"] == [type(reference).__name__]  # vLLM picks the causal-LM class from it
     assert (out / "tokenizer.json").is_file() and (out / "tokenizer_config.json").is_file()
     tensors = load_file(out / "model.safetensors")
     q_names = [k[: -len(".weight_scale")] for k in tensors if k.endswith(".weight_scale")]

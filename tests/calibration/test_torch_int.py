@@ -186,6 +186,16 @@ def test_command_line_convert(ckpt: SimpleNamespace, tmp_path: Path, capsys: pyt
     assert not (tmp_path / "again").exists()
 
 
+def test_calibration_cli_convert_subcommand(ckpt: SimpleNamespace, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from calibration.cli import main
+
+    assert main(["convert-torch-int", str(ckpt.src), str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out")
+    assert torch.equal(load_file(tmp_path / "out" / "model.safetensors")[L0 + "fc1.weight"], ckpt.conv[L0 + "fc1.weight"])
+    assert main(["convert-torch-int", str(ckpt.src), str(tmp_path / "out")]) == 2  # exists, no --overwrite
+
+
 def test_accepts_safetensors_and_1xN_biases(ckpt: SimpleNamespace, tmp_path: Path) -> None:
     """torch-int registers biases as [1, N]; checkpoints may also be safetensors (and sharded)."""
     src = tmp_path / "src"
