@@ -10,6 +10,14 @@
 
 namespace vllm_sq {
 
+// "[d0, d1, ...]": tensor sizes/strides for error messages (built by hand: streaming an IntArrayRef into a
+// TORCH_CHECK message crashed the process with torch 2.11 on the GPU machine).
+inline std::string dims_str(c10::IntArrayRef dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
 at::Tensor int8_scaled_mm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scales,
                           const at::Tensor& b_scales, const std::optional<at::Tensor>& bias,
                           at::ScalarType out_dtype, int64_t config);

@@ -30,14 +30,14 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
   TORCH_CHECK(a.scalar_type() == at::kChar, "a must be int8 (got ", a.scalar_type(), ")");
   TORCH_CHECK(b.scalar_type() == at::kChar, "b must be int8 (got ", b.scalar_type(), ")");
   check_on(b, "b", a);
-  TORCH_CHECK(a.dim() == 2, "a must be 2-D [M, K] (got shape ", a.sizes(), ")");
-  TORCH_CHECK(b.dim() == 2, "b must be 2-D [K, N] (got shape ", b.sizes(), ")");
+  TORCH_CHECK(a.dim() == 2, "a must be 2-D [M, K] (got shape ", dims_str(a.sizes()), ")");
+  TORCH_CHECK(b.dim() == 2, "b must be 2-D [K, N] (got shape ", dims_str(b.sizes()), ")");
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  TORCH_CHECK(b.size(0) == k, "b must be [K, N] with K = a.shape[1] = ", k, " (got shape ", b.sizes(), ")");
+  TORCH_CHECK(b.size(0) == k, "b must be [K, N] with K = a.shape[1] = ", k, " (got shape ", dims_str(b.sizes()), ")");
   TORCH_CHECK(a.stride(1) == 1 && (a.stride(0) == k || m == 1), "a must be row-major contiguous [M, K] (strides ",
-              a.strides(), ")");
+              dims_str(a.strides()), ")");
   TORCH_CHECK(b.stride(0) == 1 && (b.stride(1) == k || n == 1),
-              "b must be column-major [K, N], i.e. b.t() contiguous [N, K] (strides ", b.strides(), ")");
+              "b must be column-major [K, N], i.e. b.t() contiguous [N, K] (strides ", dims_str(b.strides()), ")");
   TORCH_CHECK(k > 0, "K = a.shape[1] must be positive");
   TORCH_CHECK(k % 16 == 0, "K = a.shape[1] must be a multiple of 16 (got ", k, ")");
   TORCH_CHECK(n % 16 == 0, "N = b.shape[1] must be a multiple of 16 (got ", n, ")");
@@ -53,10 +53,10 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
   TORCH_CHECK(a_scales.scalar_type() == at::kFloat, "a_scales must be float32 (got ", a_scales.scalar_type(), ")");
   TORCH_CHECK(b_scales.scalar_type() == at::kFloat, "b_scales must be float32 (got ", b_scales.scalar_type(), ")");
   TORCH_CHECK(a_scales.numel() == 1 || a_scales.numel() == m,
-              "a_scales must hold 1 (per-tensor) or M = ", m, " (per-token) values (got shape ", a_scales.sizes(),
+              "a_scales must hold 1 (per-tensor) or M = ", m, " (per-token) values (got shape ", dims_str(a_scales.sizes()),
               ")");
   TORCH_CHECK(b_scales.numel() == 1 || b_scales.numel() == n,
-              "b_scales must hold 1 (per-tensor) or N = ", n, " (per-channel) values (got shape ", b_scales.sizes(),
+              "b_scales must hold 1 (per-tensor) or N = ", n, " (per-channel) values (got shape ", dims_str(b_scales.sizes()),
               ")");
   TORCH_CHECK(a_scales.is_contiguous(), "a_scales must be contiguous");
   TORCH_CHECK(b_scales.is_contiguous(), "b_scales must be contiguous");
@@ -65,7 +65,7 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
     TORCH_CHECK(bias->scalar_type() == out_dtype, "bias must have out_dtype ", out_dtype, " (got ",
                 bias->scalar_type(), ")");
     TORCH_CHECK(bias->numel() == n && bias->is_contiguous(), "bias must be a contiguous [N] = [", n,
-                "] vector (got shape ", bias->sizes(), ")");
+                "] vector (got shape ", dims_str(bias->sizes()), ")");
   }
 
   ScaledMmParams p;
@@ -180,11 +180,11 @@ at::Tensor int8_scaled_mm_azp(const at::Tensor& a, const at::Tensor& b, const at
   TORCH_CHECK(azp_adj.scalar_type() == at::kInt, "azp_adj must be int32 (got ", azp_adj.scalar_type(), ")");
   TORCH_CHECK(azp.scalar_type() == at::kInt, "azp must be int32 (got ", azp.scalar_type(), ")");
   TORCH_CHECK(azp_adj.numel() == p.n && azp_adj.is_contiguous(), "azp_adj must be a contiguous [N] = [", p.n,
-              "] vector of column sums of b (got shape ", azp_adj.sizes(), ")");
+              "] vector of column sums of b (got shape ", dims_str(azp_adj.sizes()), ")");
   TORCH_CHECK(azp.numel() == p.m && azp.is_contiguous(), "azp must be a contiguous [M] = [", p.m,
-              "] vector of per-token zero points (got shape ", azp.sizes(), ")");
+              "] vector of per-token zero points (got shape ", dims_str(azp.sizes()), ")");
   TORCH_CHECK(a_scales.numel() == p.m, "a_scales must be per-token ([M] = [", p.m,
-              "]) with asymmetric activations (got shape ", a_scales.sizes(), ")");
+              "]) with asymmetric activations (got shape ", dims_str(a_scales.sizes()), ")");
   p.azp = azp.data_ptr<int32_t>();
   p.azp_adj = azp_adj.data_ptr<int32_t>();
   p.a_per_token = true;

@@ -279,7 +279,7 @@ void check_activation(const at::Tensor& x, const char* name) {
   TORCH_CHECK(x.is_cuda(), name, " must be a CUDA tensor (got ", x.device(), ")");
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf, name,
               " must be bfloat16 or float16 (got ", x.scalar_type(), ")");
-  TORCH_CHECK(x.dim() == 2, name, " must be 2-D [M, K] (got shape ", x.sizes(), ")");
+  TORCH_CHECK(x.dim() == 2, name, " must be 2-D [M, K] (got shape ", dims_str(x.sizes()), ")");
   TORCH_CHECK(x.is_contiguous(), name, " must be contiguous");
 }
 
@@ -288,7 +288,7 @@ const float* check_static_scale(const std::optional<at::Tensor>& scale, const at
   const at::Tensor& s = *scale;
   TORCH_CHECK(s.device() == x.device(), "scale must be on ", x.device(), " (got ", s.device(), ")");
   TORCH_CHECK(s.scalar_type() == at::kFloat, "scale must be float32 (got ", s.scalar_type(), ")");
-  TORCH_CHECK(s.numel() == 1, "scale must hold one element (static per-tensor; got shape ", s.sizes(), ")");
+  TORCH_CHECK(s.numel() == 1, "scale must hold one element (static per-tensor; got shape ", dims_str(s.sizes()), ")");
   return s.data_ptr<float>();
 }
 
@@ -381,8 +381,8 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
   const int64_t m = x.size(0), k = x.size(1);
   if (residual != nullptr) {
     check_activation(*residual, "residual");
-    TORCH_CHECK(residual->sizes() == x.sizes(), "residual must have the shape of x ", x.sizes(), " (got ",
-                residual->sizes(), ")");
+    TORCH_CHECK(residual->sizes() == x.sizes(), "residual must have the shape of x ", dims_str(x.sizes()), " (got ",
+                dims_str(residual->sizes()), ")");
     TORCH_CHECK(residual->scalar_type() == x.scalar_type(), "residual must have the dtype of x (",
                 x.scalar_type(), "; got ", residual->scalar_type(), ")");
   }
@@ -390,7 +390,7 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
   TORCH_CHECK(weight.scalar_type() == x.scalar_type(), "weight must have the dtype of x (", x.scalar_type(),
               "; got ", weight.scalar_type(), ")");
   TORCH_CHECK(weight.dim() == 1 && weight.size(0) == k && weight.is_contiguous(),
-              "weight must be a contiguous [K] = [", k, "] vector (got shape ", weight.sizes(), ")");
+              "weight must be a contiguous [K] = [", k, "] vector (got shape ", dims_str(weight.sizes()), ")");
   TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", eps, ")");
   const float* s = check_static_scale(scale, x);
   const c10::cuda::CUDAGuard guard(x.device());
@@ -440,7 +440,7 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
     TORCH_CHECK(t.scalar_type() == x.scalar_type(), name, " must have the dtype of x (", x.scalar_type(), "; got ",
                 t.scalar_type(), ")");
     TORCH_CHECK(t.dim() == 1 && t.size(0) == k && t.is_contiguous(), name, " must be a contiguous [K] = [", k,
-                "] vector (got shape ", t.sizes(), ")");
+                "] vector (got shape ", dims_str(t.sizes()), ")");
   }
   TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", eps, ")");
   const float* s = check_static_scale(scale, x);

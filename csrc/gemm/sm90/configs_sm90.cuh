@@ -1,10 +1,10 @@
-// Tile configurations of the sm_90a int8 GEMM, one named struct each, with the M range it is meant for.
+// Tile configurations of the sm_90a int8 GEMM, one named struct each, with where the dispatch table uses it.
 // The dispatch table (dispatch_sm90.cu) picks one by M, N, K; benchmarks/gemm.py times each of them.
 //
 // Two regimes (H100: 1,979 TOP/s int8 dense, ~3.0 TB/s):
 // - decode, M <= 64: the weight (N*K bytes) dominates the traffic and the time floor is N*K / 3.0 TB/s. The
-//   product is computed as out^T = b^T a^T so the N weight rows fill the 128-row tile and M sits in a 16/32/64
-//   column tile; stream-K splits the K loop so that even N = 4096 (32 row tiles) keeps all 132 SMs loading.
+//   swap-AB configurations compute out^T = b^T a^T so the N weight rows fill the 128-row tile, with stream-K
+//   over K; measured, the plain 64x128 ping-pong kernel was as fast or faster (benchmarks/kernel_notes.md).
 // - prefill, M >= 1024: 2*M*N*K operations dominate; large 128x256 tiles (two consumer warpgroups, 64x256
 //   accumulators each) on a persistent grid, with 2x1 clusters multicasting the weight tile to both CTAs.
 #pragma once
@@ -27,7 +27,8 @@ using cute::_64;
 using cute::_128;
 using cute::_256;
 
-// M <= 16: swap-AB, 128 (weight rows) x 16 (tokens) x 128 (K bytes), stream-K.
+// Swap-AB, 128 (weight rows) x 16 (tokens) x 128 (K bytes), stream-K. Designed for M <= 16; the sweep
+// preferred Small there (kept for benchmarks and future tables).
 struct DecodeSwap16 {
   static constexpr bool kSwapAB = true;
   using Tile = Shape<_128, _16, _128>;
@@ -37,7 +38,7 @@ struct DecodeSwap16 {
   using Scheduler = cutlass::gemm::StreamKScheduler;
 };
 
-// 16 < M <= 32: swap-AB, 128 x 32 x 128, stream-K.
+// Swap-AB, 128 x 32 x 128, stream-K (16 < M <= 32; not in the table after the sweep).
 struct DecodeSwap32 {
   static constexpr bool kSwapAB = true;
   using Tile = Shape<_128, _32, _128>;
@@ -47,7 +48,7 @@ struct DecodeSwap32 {
   using Scheduler = cutlass::gemm::StreamKScheduler;
 };
 
-// 32 < M <= 64: swap-AB, 128 x 64 x 128, stream-K.
+// Swap-AB, 128 x 64 x 128, stream-K. Table: 64 < M <= 256 with N <= 12288.
 struct DecodeSwap64 {
   static constexpr bool kSwapAB = true;
   using Tile = Shape<_128, _64, _128>;
@@ -57,7 +58,7 @@ struct DecodeSwap64 {
   using Scheduler = cutlass::gemm::StreamKScheduler;
 };
 
-// 64 < M <= 256: 64 x 128 x 128 ping-pong (two consumer warpgroups alternate tiles, so one's epilogue overlaps
+// Table: M <= 64. 64 x 128 x 128 ping-pong (two consumer warpgroups alternate tiles, so one's epilogue overlaps
 // the other's MMA), persistent; 1x2 clusters multicast the shared activation tile.
 struct Small {
   static constexpr bool kSwapAB = false;
@@ -68,8 +69,8 @@ struct Small {
   using Scheduler = cutlass::gemm::PersistentScheduler;
 };
 
-// 256 < M <= 1024: 128 x 128 x 128 cooperative with stream-K, which evens out the last partial wave
-// (e.g. M = 512, N = 4096: 128 tiles on 132 SMs).
+// Table: 64 < M <= 256 with N > 12288. 128 x 128 x 128 cooperative with stream-K, which evens out the last
+// partial wave.
 struct Mid {
   static constexpr bool kSwapAB = false;
   using Tile = Shape<_128, _128, _128>;
@@ -79,7 +80,7 @@ struct Mid {
   using Scheduler = cutlass::gemm::StreamKScheduler;
 };
 
-// M > 1024: 128 x 256 x 128 cooperative, persistent, 2x1 clusters (weight tile multicast to both CTAs).
+// Table: M > 256. 128 x 256 x 128 cooperative, persistent, 2x1 clusters (weight tile multicast to both CTAs).
 struct Large {
   static constexpr bool kSwapAB = false;
   using Tile = Shape<_128, _256, _128>;
@@ -89,7 +90,8 @@ struct Large {
   using Scheduler = cutlass::gemm::PersistentScheduler;
 };
 
-// M > 1024, alternative: 256 x 128 x 128 cooperative, persistent, 1x2 clusters (activation tile multicast).
+// Alternative for large M (within 2% of Large in the sweep): 256 x 128 x 128 cooperative, persistent,
+// 1x2 clusters (activation tile multicast).
 struct LargeTall {
   static constexpr bool kSwapAB = false;
   using Tile = Shape<_256, _128, _128>;

@@ -22,16 +22,17 @@ constexpr ConfigEntry kConfigs[] = {
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 
+// From the tile sweep of benchmarks/gemm.py --sweep on the H100 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_
+// 2026-11-23.md, Llama-2-7B shapes): at M <= 64 the 64x128 ping-pong kernel beat the swap-AB stream-K ones on
+// 6 of 8 shapes; at M = 256 swap-AB 128x64 won for N <= 12288 and the 128x128 stream-K kernel for gate_up
+// (N = 22016); from M = 1024 on, 128x256 (Large) was best or within 2%.
 int pick_config(const ScaledMmParams& p, bool azp) {
   if (azp) {  // asymmetric activations: rare, three configurations cover the regimes
     return p.m <= 64 ? 2 : (p.m <= 1024 ? 4 : 5);
   }
-  if (p.m <= 16) return 0;    // DecodeSwap16
-  if (p.m <= 32) return 1;    // DecodeSwap32
-  if (p.m <= 64) return 2;    // DecodeSwap64
-  if (p.m <= 256) return 3;   // Small
-  if (p.m <= 1024) return 4;  // Mid
-  return 5;                   // Large
+  if (p.m <= 64) return 3;                     // Small
+  if (p.m <= 256) return p.n <= 12288 ? 2 : 4;  // DecodeSwap64 : Mid
+  return 5;                                    // Large
 }
 
 template <class Out, bool Azp>
