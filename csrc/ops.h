@@ -10,8 +10,9 @@
 
 namespace vllm_sq {
 
-// "[d0, d1, ...]": tensor sizes/strides for error messages (built by hand: streaming an IntArrayRef into a
-// TORCH_CHECK message crashed the process with torch 2.11 on the GPU machine).
+// "[d0, d1, ...]": tensor sizes/strides for error messages. Numbers in TORCH_CHECK messages go through
+// std::to_string (devices through Device::str()): on the GPU machine (torch 2.11, gcc 13) streaming an integer
+// into the message through std::ostream crashed the process, while string pieces were fine.
 inline std::string dims_str(c10::IntArrayRef dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);

@@ -19,28 +19,28 @@ namespace {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 void check_on(const at::Tensor& t, const char* name, const at::Tensor& a) {
-  TORCH_CHECK(t.device() == a.device(), name, " must be on ", a.device(), " like a (got ", t.device(), ")");
+  TORCH_CHECK(t.device() == a.device(), name, " must be on ", a.device().str(), " like a (got ", t.device().str(), ")");
 }
 
 // Checks a, b, scales and bias; fills the shape and pointer fields of `p`.
 ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scales,
                               const at::Tensor& b_scales, const std::optional<at::Tensor>& bias,
                               at::ScalarType out_dtype) {
-  TORCH_CHECK(a.is_cuda(), "a must be a CUDA tensor (got ", a.device(), ")");
+  TORCH_CHECK(a.is_cuda(), "a must be a CUDA tensor (got ", a.device().str(), ")");
   TORCH_CHECK(a.scalar_type() == at::kChar, "a must be int8 (got ", a.scalar_type(), ")");
   TORCH_CHECK(b.scalar_type() == at::kChar, "b must be int8 (got ", b.scalar_type(), ")");
   check_on(b, "b", a);
   TORCH_CHECK(a.dim() == 2, "a must be 2-D [M, K] (got shape ", dims_str(a.sizes()), ")");
   TORCH_CHECK(b.dim() == 2, "b must be 2-D [K, N] (got shape ", dims_str(b.sizes()), ")");
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  TORCH_CHECK(b.size(0) == k, "b must be [K, N] with K = a.shape[1] = ", k, " (got shape ", dims_str(b.sizes()), ")");
+  TORCH_CHECK(b.size(0) == k, "b must be [K, N] with K = a.shape[1] = ", std::to_string(k), " (got shape ", dims_str(b.sizes()), ")");
   TORCH_CHECK(a.stride(1) == 1 && (a.stride(0) == k || m == 1), "a must be row-major contiguous [M, K] (strides ",
               dims_str(a.strides()), ")");
   TORCH_CHECK(b.stride(0) == 1 && (b.stride(1) == k || n == 1),
               "b must be column-major [K, N], i.e. b.t() contiguous [N, K] (strides ", dims_str(b.strides()), ")");
   TORCH_CHECK(k > 0, "K = a.shape[1] must be positive");
-  TORCH_CHECK(k % 16 == 0, "K = a.shape[1] must be a multiple of 16 (got ", k, ")");
-  TORCH_CHECK(n % 16 == 0, "N = b.shape[1] must be a multiple of 16 (got ", n, ")");
+  TORCH_CHECK(k % 16 == 0, "K = a.shape[1] must be a multiple of 16 (got ", std::to_string(k), ")");
+  TORCH_CHECK(n % 16 == 0, "N = b.shape[1] must be a multiple of 16 (got ", std::to_string(n), ")");
   TORCH_CHECK(aligned16(a.data_ptr()), "a's data must be 16-byte aligned");
   TORCH_CHECK(aligned16(b.data_ptr()), "b's data must be 16-byte aligned");
   TORCH_CHECK(m < (int64_t(1) << 31) && n < (int64_t(1) << 31) && k < (int64_t(1) << 31),
@@ -53,10 +53,10 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
   TORCH_CHECK(a_scales.scalar_type() == at::kFloat, "a_scales must be float32 (got ", a_scales.scalar_type(), ")");
   TORCH_CHECK(b_scales.scalar_type() == at::kFloat, "b_scales must be float32 (got ", b_scales.scalar_type(), ")");
   TORCH_CHECK(a_scales.numel() == 1 || a_scales.numel() == m,
-              "a_scales must hold 1 (per-tensor) or M = ", m, " (per-token) values (got shape ", dims_str(a_scales.sizes()),
+              "a_scales must hold 1 (per-tensor) or M = ", std::to_string(m), " (per-token) values (got shape ", dims_str(a_scales.sizes()),
               ")");
   TORCH_CHECK(b_scales.numel() == 1 || b_scales.numel() == n,
-              "b_scales must hold 1 (per-tensor) or N = ", n, " (per-channel) values (got shape ", dims_str(b_scales.sizes()),
+              "b_scales must hold 1 (per-tensor) or N = ", std::to_string(n), " (per-channel) values (got shape ", dims_str(b_scales.sizes()),
               ")");
   TORCH_CHECK(a_scales.is_contiguous(), "a_scales must be contiguous");
   TORCH_CHECK(b_scales.is_contiguous(), "b_scales must be contiguous");
@@ -64,7 +64,7 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
     check_on(*bias, "bias", a);
     TORCH_CHECK(bias->scalar_type() == out_dtype, "bias must have out_dtype ", out_dtype, " (got ",
                 bias->scalar_type(), ")");
-    TORCH_CHECK(bias->numel() == n && bias->is_contiguous(), "bias must be a contiguous [N] = [", n,
+    TORCH_CHECK(bias->numel() == n && bias->is_contiguous(), "bias must be a contiguous [N] = [", std::to_string(n),
                 "] vector (got shape ", dims_str(bias->sizes()), ")");
   }
 
@@ -91,7 +91,7 @@ struct DeviceInfo {
 // Queried once per device (attribute reads, no stream work: safe during CUDA-graph capture).
 const DeviceInfo& device_info(int device) {
   static DeviceInfo infos[64];
-  TORCH_CHECK(device >= 0 && device < 64, "device index ", device, " out of range");
+  TORCH_CHECK(device >= 0 && device < 64, "device index ", std::to_string(device), " out of range");
   DeviceInfo& info = infos[device];
   if (info.arch == 0) {
     int major = 0, minor = 0, sms = 0;
@@ -154,7 +154,7 @@ at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tenso
     TORCH_CHECK(false, "int8_scaled_mm: vllm_sq._C was built without sm_80/sm_89 (VLLM_SQ_CUDA_ARCHS)");
 #endif
   } else {
-    TORCH_CHECK(false, "int8_scaled_mm: unsupported GPU architecture sm_", arch,
+    TORCH_CHECK(false, "int8_scaled_mm: unsupported GPU architecture sm_", std::to_string(arch),
                 " (kernels exist for sm_80, sm_86, sm_89 and sm_90)");
   }
   TORCH_CHECK(*err == '\0', "int8_scaled_mm: CUTLASS kernel failed: ", err);
@@ -179,11 +179,11 @@ at::Tensor int8_scaled_mm_azp(const at::Tensor& a, const at::Tensor& b, const at
   check_on(azp, "azp", a);
   TORCH_CHECK(azp_adj.scalar_type() == at::kInt, "azp_adj must be int32 (got ", azp_adj.scalar_type(), ")");
   TORCH_CHECK(azp.scalar_type() == at::kInt, "azp must be int32 (got ", azp.scalar_type(), ")");
-  TORCH_CHECK(azp_adj.numel() == p.n && azp_adj.is_contiguous(), "azp_adj must be a contiguous [N] = [", p.n,
+  TORCH_CHECK(azp_adj.numel() == p.n && azp_adj.is_contiguous(), "azp_adj must be a contiguous [N] = [", std::to_string(p.n),
               "] vector of column sums of b (got shape ", dims_str(azp_adj.sizes()), ")");
-  TORCH_CHECK(azp.numel() == p.m && azp.is_contiguous(), "azp must be a contiguous [M] = [", p.m,
+  TORCH_CHECK(azp.numel() == p.m && azp.is_contiguous(), "azp must be a contiguous [M] = [", std::to_string(p.m),
               "] vector of per-token zero points (got shape ", dims_str(azp.sizes()), ")");
-  TORCH_CHECK(a_scales.numel() == p.m, "a_scales must be per-token ([M] = [", p.m,
+  TORCH_CHECK(a_scales.numel() == p.m, "a_scales must be per-token ([M] = [", std::to_string(p.m),
               "]) with asymmetric activations (got shape ", dims_str(a_scales.sizes()), ")");
   p.azp = azp.data_ptr<int32_t>();
   p.azp_adj = azp_adj.data_ptr<int32_t>();

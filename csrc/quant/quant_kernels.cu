@@ -276,7 +276,7 @@ int threads_for(int64_t rows, int nvec) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 void check_activation(const at::Tensor& x, const char* name) {
-  TORCH_CHECK(x.is_cuda(), name, " must be a CUDA tensor (got ", x.device(), ")");
+  TORCH_CHECK(x.is_cuda(), name, " must be a CUDA tensor (got ", x.device().str(), ")");
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf, name,
               " must be bfloat16 or float16 (got ", x.scalar_type(), ")");
   TORCH_CHECK(x.dim() == 2, name, " must be 2-D [M, K] (got shape ", dims_str(x.sizes()), ")");
@@ -286,7 +286,7 @@ void check_activation(const at::Tensor& x, const char* name) {
 const float* check_static_scale(const std::optional<at::Tensor>& scale, const at::Tensor& x) {
   if (!scale.has_value()) return nullptr;
   const at::Tensor& s = *scale;
-  TORCH_CHECK(s.device() == x.device(), "scale must be on ", x.device(), " (got ", s.device(), ")");
+  TORCH_CHECK(s.device() == x.device(), "scale must be on ", x.device().str(), " (got ", s.device().str(), ")");
   TORCH_CHECK(s.scalar_type() == at::kFloat, "scale must be float32 (got ", s.scalar_type(), ")");
   TORCH_CHECK(s.numel() == 1, "scale must hold one element (static per-tensor; got shape ", dims_str(s.sizes()), ")");
   return s.data_ptr<float>();
@@ -386,12 +386,12 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
     TORCH_CHECK(residual->scalar_type() == x.scalar_type(), "residual must have the dtype of x (",
                 x.scalar_type(), "; got ", residual->scalar_type(), ")");
   }
-  TORCH_CHECK(weight.device() == x.device(), "weight must be on ", x.device());
+  TORCH_CHECK(weight.device() == x.device(), "weight must be on ", x.device().str());
   TORCH_CHECK(weight.scalar_type() == x.scalar_type(), "weight must have the dtype of x (", x.scalar_type(),
               "; got ", weight.scalar_type(), ")");
   TORCH_CHECK(weight.dim() == 1 && weight.size(0) == k && weight.is_contiguous(),
-              "weight must be a contiguous [K] = [", k, "] vector (got shape ", dims_str(weight.sizes()), ")");
-  TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", eps, ")");
+              "weight must be a contiguous [K] = [", std::to_string(k), "] vector (got shape ", dims_str(weight.sizes()), ")");
+  TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", std::to_string(eps), ")");
   const float* s = check_static_scale(scale, x);
   const c10::cuda::CUDAGuard guard(x.device());
   auto q = at::empty({m, k}, x.options().dtype(at::kChar));
@@ -436,13 +436,13 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
   check_activation(x, "x");
   const int64_t m = x.size(0), k = x.size(1);
   for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{weight, "weight"}, {bias, "bias"}}) {
-    TORCH_CHECK(t.device() == x.device(), name, " must be on ", x.device());
+    TORCH_CHECK(t.device() == x.device(), name, " must be on ", x.device().str());
     TORCH_CHECK(t.scalar_type() == x.scalar_type(), name, " must have the dtype of x (", x.scalar_type(), "; got ",
                 t.scalar_type(), ")");
-    TORCH_CHECK(t.dim() == 1 && t.size(0) == k && t.is_contiguous(), name, " must be a contiguous [K] = [", k,
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == k && t.is_contiguous(), name, " must be a contiguous [K] = [", std::to_string(k),
                 "] vector (got shape ", dims_str(t.sizes()), ")");
   }
-  TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", eps, ")");
+  TORCH_CHECK(eps >= 0, "eps must be >= 0 (got ", std::to_string(eps), ")");
   const float* s = check_static_scale(scale, x);
   const c10::cuda::CUDAGuard guard(x.device());
   auto q = at::empty({m, k}, x.options().dtype(at::kChar));
@@ -464,7 +464,7 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
 std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const std::optional<at::Tensor>& scale) {
   check_activation(x, "x");
   const int64_t m = x.size(0);
-  TORCH_CHECK(x.size(1) % 2 == 0, "x must be [M, 2*D] (gate then up); its last dim ", x.size(1), " is odd");
+  TORCH_CHECK(x.size(1) % 2 == 0, "x must be [M, 2*D] (gate then up); its last dim ", std::to_string(x.size(1)), " is odd");
   const int64_t d = x.size(1) / 2;
   const float* s = check_static_scale(scale, x);
   const c10::cuda::CUDAGuard guard(x.device());
