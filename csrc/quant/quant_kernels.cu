@@ -15,8 +15,10 @@
 //   silu_and_mul:     v = T(T(silu(g)) * u),        x = [g | u] along the last dim
 // The divisions are IEEE (no fast-math) so results match a float32 torch reference bit for bit.
 //
-// One CTA per row. Each pass re-derives v from the row, which stays in L1/L2 (a 4096-wide bf16 row is 8 KB):
-// one launch, one write of the int8 row, no intermediate in device memory.
+// One CTA per row. Rows of up to 8 * 1024 VEC-wide vectors are read from global memory once: each thread keeps
+// NV (1, 2, 4 or 8; the host picks the smallest that fits with <= 1024 threads) vectors of the row, or of v
+// already rounded to T, in registers through the reductions and the quantization. Longer rows take the older
+// multi-pass path, which re-reads (and re-derives) the row in each pass. One launch, one write of the int8 row.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -26,6 +28,7 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops.h"
 
@@ -151,126 +154,396 @@ __device__ __forceinline__ void load_vec(const T* row, int i, float (&v)[VEC]) {
   for (int j = 0; j < VEC; ++j) v[j] = to_f<T>(x.v[j]);
 }
 
-// ------------------------------------------------------------------------------------------------ kernels
+// ------------------------------------------------------------------------------------- register-resident rows
+// A row of nvec vectors held by the CTA: this thread's vector n is vector index threadIdx.x + n * blockDim.x,
+// present while that index is < nvec (the host makes nvec <= NV * blockDim). Values are stored in T: the loaded
+// input, or v after its final rounding to T, so the register copy is exact.
 
-template <class T, int VEC, bool ASYM>
-__global__ void quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int k, const float* static_scale,
-                             float* scales, int32_t* azp) {
+template <class T>
+__device__ __forceinline__ uint32_t to_bits(T v);
+template <>
+__device__ __forceinline__ uint32_t to_bits<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
+template <>
+__device__ __forceinline__ uint32_t to_bits<__half>(__half v) { return __half_as_ushort(v); }
+
+template <class T>
+__device__ __forceinline__ float bits_to_f(uint32_t b);  // b < 2^16
+template <>
+__device__ __forceinline__ float bits_to_f<__nv_bfloat16>(uint32_t b) { return __uint_as_float(b << 16); }
+template <>
+__device__ __forceinline__ float bits_to_f<__half>(uint32_t b) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(b)));
+}
+
+// VEC values of T packed two per 32-bit word: held as 16-bit scalars, each value would take a register of its own
+// (64 registers for NV = 8, VEC = 8, and spills under the 64-register cap of 1024-thread blocks).
+template <class T, int VEC>
+struct RegVec {
+  static_assert(VEC == 1 || VEC == 8, "VEC is 8 (16-byte accesses) or 1");
+  static constexpr int kWords = (VEC + 1) / 2;
+  uint32_t w[kWords];
+
+  __device__ __forceinline__ float get(int j) const {
+    const uint32_t word = w[j >> 1];
+    return bits_to_f<T>((j & 1) ? (word >> 16) : (word & 0xffffu));
+  }
+  // this = T(f[j]) for every j.
+  __device__ __forceinline__ void set(const float (&f)[VEC]) {
+#pragma unroll
+    for (int k = 0; k < kWords; ++k) {
+      const uint32_t lo = to_bits<T>(from_f<T>(f[2 * k]));
+      const uint32_t hi = 2 * k + 1 < VEC ? to_bits<T>(from_f<T>(f[2 * k + 1])) : 0u;
+      w[k] = lo | (hi << 16);
+    }
+  }
+  __device__ __forceinline__ void load(const T* __restrict__ row, int i) {
+    if constexpr (VEC == 8) {
+      const uint4 u = reinterpret_cast<const uint4*>(row)[i];
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    } else {
+      w[0] = to_bits<T>(row[i]);
+    }
+  }
+  __device__ __forceinline__ void store(T* row, int i) const {
+    if constexpr (VEC == 8) {
+      reinterpret_cast<uint4*>(row)[i] = make_uint4(w[0], w[1], w[2], w[3]);
+    } else {
+      reinterpret_cast<uint16_t*>(row)[i] = static_cast<uint16_t>(w[0]);
+    }
+  }
+};
+
+__device__ __forceinline__ int reg_index(int n) { return threadIdx.x + n * blockDim.x; }
+
+template <class T, int VEC, int NV>
+__device__ __forceinline__ void load_row(const T* __restrict__ row, int nvec, RegVec<T, VEC> (&v)[NV]) {
+#pragma unroll
+  for (int n = 0; n < NV; ++n) {
+    if (reg_index(n) < nvec) v[n].load(row, reg_index(n));
+  }
+}
+
+// quantize_row for a row held in registers: the same math, no re-read.
+template <class T, int VEC, int NV, bool ASYM>
+__device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int nvec, int8_t* __restrict__ q_row,
+                                              const float* static_scale, float* scale_out, int32_t* azp_out,
+                                              float* smem) {
+  float s;
+  float z = 0.f;
+  if (static_scale != nullptr) {
+    s = *static_scale;
+  } else {
+    float hi = 0.f;
+    float lo = 0.f;
+#pragma unroll
+    for (int n = 0; n < NV; ++n) {
+      if (reg_index(n) < nvec) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float x = v[n].get(j);
+          if constexpr (ASYM) {
+            hi = fmaxf(hi, x);
+            lo = fminf(lo, x);
+          } else {
+            hi = fmaxf(hi, fabsf(x));
+          }
+        }
+      }
+    }
+    hi = block_reduce<Reduce::kMax>(hi, smem);
+    if constexpr (ASYM) {
+      lo = block_reduce<Reduce::kMin>(lo, smem);
+      s = (hi - lo) / 255.f;
+      if (s == 0.f) s = 1.f;
+      z = fminf(fmaxf(rintf(-128.f - lo / s), -128.f), 127.f);
+    } else {
+      s = hi / 127.f;
+      if (s == 0.f) s = 1.f;
+    }
+    if (threadIdx.x == 0) {
+      *scale_out = s;
+      if constexpr (ASYM) *azp_out = static_cast<int32_t>(z);
+    }
+  }
+  constexpr float kLo = ASYM ? -128.f : -127.f;
+#pragma unroll
+  for (int n = 0; n < NV; ++n) {
+    if (reg_index(n) < nvec) {
+      QVec<VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float q = rintf(v[n].get(j) / s) + z;
+        out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
+      }
+      reinterpret_cast<QVec<VEC>*>(q_row)[reg_index(n)] = out;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ kernels
+// NV > 0: the row is read once into registers (nvec <= NV * blockDim). NV == 0: the multi-pass path, any length.
+
+template <class T, int VEC, int NV, bool ASYM>
+__global__ void __launch_bounds__(1024, 1) quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int k,
+                                                     const float* static_scale, float* scales, int32_t* azp) {
   __shared__ float smem[32];
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * k;
-  auto value = [&](int i, float(&v)[VEC]) { load_vec<T, VEC>(x_row, i, v); };
-  quantize_row<VEC, ASYM>(value, k / VEC, q + row * k, static_scale, scales ? scales + row : nullptr,
-                          azp ? azp + row : nullptr, smem);
+  float* scale_out = scales ? scales + row : nullptr;
+  int32_t* azp_out = azp ? azp + row : nullptr;
+  if constexpr (NV > 0) {
+    RegVec<T, VEC> v[NV];
+    load_row<T, VEC, NV>(x_row, k / VEC, v);
+    quantize_regs<T, VEC, NV, ASYM>(v, k / VEC, q + row * k, static_scale, scale_out, azp_out, smem);
+  } else {
+    auto value = [&](int i, float(&v)[VEC]) { load_vec<T, VEC>(x_row, i, v); };
+    quantize_row<VEC, ASYM>(value, k / VEC, q + row * k, static_scale, scale_out, azp_out, smem);
+  }
 }
 
 // ADD: residual += x first (h = T(x + residual) written back), then normalize h.
-template <class T, int VEC, bool ADD>
-__global__ void rms_norm_quant_kernel(const T* __restrict__ x, T* __restrict__ residual, const T* __restrict__ w,
-                                      float eps, int8_t* __restrict__ q, int k, const float* static_scale,
-                                      float* scales) {
+template <class T, int VEC, int NV, bool ADD>
+__global__ void __launch_bounds__(1024, 1)
+    rms_norm_quant_kernel(const T* __restrict__ x, T* __restrict__ residual, const T* __restrict__ w, float eps,
+                          int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
   T* res_row = ADD ? residual + row * k : nullptr;
-  const T* h_row = ADD ? res_row : x_row;
 
-  float sumsq = 0.f;
-  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    float h[VEC];
-    load_vec<T, VEC>(x_row, i, h);
-    if constexpr (ADD) {
-      float r[VEC];
-      load_vec<T, VEC>(res_row, i, r);
-      Vec<T, VEC> out;
+  if constexpr (NV > 0) {
+    RegVec<T, VEC> h[NV];  // h, then v
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        out.v[j] = from_f<T>(h[j] + r[j]);
-        h[j] = to_f<T>(out.v[j]);
+    for (int n = 0; n < NV; ++n) {
+      const int i = reg_index(n);
+      if (i < nvec) {
+        h[n].load(x_row, i);
+        if constexpr (ADD) {
+          RegVec<T, VEC> r;
+          r.load(res_row, i);
+          float sum[VEC];
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) sum[j] = h[n].get(j) + r.get(j);
+          h[n].set(sum);
+        }
       }
-      reinterpret_cast<Vec<T, VEC>*>(res_row)[i] = out;  // re-read below by this same thread
     }
+    float sumsq = 0.f;
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) sumsq += h[j] * h[j];
-  }
-  sumsq = block_reduce<Reduce::kSum>(sumsq, smem);
-  const float r = rsqrtf(sumsq / static_cast<float>(k) + eps);
+    for (int n = 0; n < NV; ++n) {
+      const int i = reg_index(n);
+      if (i < nvec) {
+        if constexpr (ADD) h[n].store(res_row, i);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float hj = h[n].get(j);
+          sumsq += hj * hj;
+        }
+      }
+    }
+    sumsq = block_reduce<Reduce::kSum>(sumsq, smem);
+    const float r = rsqrtf(sumsq / static_cast<float>(k) + eps);
+#pragma unroll
+    for (int n = 0; n < NV; ++n) {
+      const int i = reg_index(n);
+      if (i < nvec) {
+        RegVec<T, VEC> wv;
+        wv.load(w, i);
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) out[j] = round_t<T>(h[n].get(j) * r) * wv.get(j);
+        h[n].set(out);
+      }
+    }
+    quantize_regs<T, VEC, NV, false>(h, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+  } else {
+    const T* h_row = ADD ? res_row : x_row;
+    float sumsq = 0.f;
+    for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+      float h[VEC];
+      load_vec<T, VEC>(x_row, i, h);
+      if constexpr (ADD) {
+        float r[VEC];
+        load_vec<T, VEC>(res_row, i, r);
+        Vec<T, VEC> out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          out.v[j] = from_f<T>(h[j] + r[j]);
+          h[j] = to_f<T>(out.v[j]);
+        }
+        reinterpret_cast<Vec<T, VEC>*>(res_row)[i] = out;  // re-read below by this same thread
+      }
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sumsq += h[j] * h[j];
+    }
+    sumsq = block_reduce<Reduce::kSum>(sumsq, smem);
+    const float r = rsqrtf(sumsq / static_cast<float>(k) + eps);
 
-  auto value = [&](int i, float(&v)[VEC]) {
-    float wv[VEC];
-    load_vec<T, VEC>(h_row, i, v);
-    load_vec<T, VEC>(w, i, wv);
+    auto value = [&](int i, float(&v)[VEC]) {
+      float wv[VEC];
+      load_vec<T, VEC>(h_row, i, v);
+      load_vec<T, VEC>(w, i, wv);
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] * r) * wv[j]);
-  };
-  quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] * r) * wv[j]);
+    };
+    quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+  }
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
-// LayerNorm (OPT-style, with bias): v = T((x - mean) * rstd * w + b), mean and variance in fp32 (two passes).
-template <class T, int VEC>
-__global__ void layer_norm_quant_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                        float eps, int8_t* __restrict__ q, int k, const float* static_scale,
-                                        float* scales) {
+// LayerNorm (OPT-style, with bias): v = T((x - mean) * rstd * w + b), mean and variance in fp32 (two passes, over
+// the registers when NV > 0).
+template <class T, int VEC, int NV>
+__global__ void __launch_bounds__(1024, 1)
+    layer_norm_quant_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, float eps,
+                            int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
-  float sum = 0.f;
-  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    float v[VEC];
-    load_vec<T, VEC>(x_row, i, v);
+  if constexpr (NV > 0) {
+    RegVec<T, VEC> v[NV];  // x, then v
+    load_row<T, VEC, NV>(x_row, nvec, v);
+    float sum = 0.f;
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) sum += v[j];
-  }
-  const float mean = block_reduce<Reduce::kSum>(sum, smem) / static_cast<float>(k);
-  float sq = 0.f;
-  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    float v[VEC];
-    load_vec<T, VEC>(x_row, i, v);
+    for (int n = 0; n < NV; ++n) {
+      if (reg_index(n) < nvec) {
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) sq += (v[j] - mean) * (v[j] - mean);
-  }
-  const float rstd = rsqrtf(block_reduce<Reduce::kSum>(sq, smem) / static_cast<float>(k) + eps);
+        for (int j = 0; j < VEC; ++j) sum += v[n].get(j);
+      }
+    }
+    const float mean = block_reduce<Reduce::kSum>(sum, smem) / static_cast<float>(k);
+    float sq = 0.f;
+#pragma unroll
+    for (int n = 0; n < NV; ++n) {
+      if (reg_index(n) < nvec) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xj = v[n].get(j);
+          sq += (xj - mean) * (xj - mean);
+        }
+      }
+    }
+    const float rstd = rsqrtf(block_reduce<Reduce::kSum>(sq, smem) / static_cast<float>(k) + eps);
+#pragma unroll
+    for (int n = 0; n < NV; ++n) {
+      const int i = reg_index(n);
+      if (i < nvec) {
+        RegVec<T, VEC> wv, bv;
+        wv.load(w, i);
+        bv.load(b, i);
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) out[j] = (v[n].get(j) - mean) * rstd * wv.get(j) + bv.get(j);
+        v[n].set(out);
+      }
+    }
+    quantize_regs<T, VEC, NV, false>(v, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+  } else {
+    float sum = 0.f;
+    for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+      float v[VEC];
+      load_vec<T, VEC>(x_row, i, v);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sum += v[j];
+    }
+    const float mean = block_reduce<Reduce::kSum>(sum, smem) / static_cast<float>(k);
+    float sq = 0.f;
+    for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+      float v[VEC];
+      load_vec<T, VEC>(x_row, i, v);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sq += (v[j] - mean) * (v[j] - mean);
+    }
+    const float rstd = rsqrtf(block_reduce<Reduce::kSum>(sq, smem) / static_cast<float>(k) + eps);
 
-  auto value = [&](int i, float(&v)[VEC]) {
-    float wv[VEC], bv[VEC];
-    load_vec<T, VEC>(x_row, i, v);
-    load_vec<T, VEC>(w, i, wv);
-    load_vec<T, VEC>(b, i, bv);
+    auto value = [&](int i, float(&v)[VEC]) {
+      float wv[VEC], bv[VEC];
+      load_vec<T, VEC>(x_row, i, v);
+      load_vec<T, VEC>(w, i, wv);
+      load_vec<T, VEC>(b, i, bv);
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) v[j] = round_t<T>((v[j] - mean) * rstd * wv[j] + bv[j]);
-  };
-  quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>((v[j] - mean) * rstd * wv[j] + bv[j]);
+    };
+    quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
+  }
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
-template <class T, int VEC>
-__global__ void silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d,
-                                          const float* static_scale, float* scales) {
+template <class T, int VEC, int NV>
+__global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q,
+                                                                  int d, const float* static_scale, float* scales) {
   __shared__ float smem[32];
   const int64_t row = blockIdx.x;
   const T* gate = x + row * 2 * d;
   const T* up = gate + d;
-  auto value = [&](int i, float(&v)[VEC]) {
-    float u[VEC];
-    load_vec<T, VEC>(gate, i, v);
-    load_vec<T, VEC>(up, i, u);
+  if constexpr (NV > 0) {
+    const int nvec = d / VEC;
+    RegVec<T, VEC> v[NV];
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] / (1.f + expf(-v[j]))) * u[j]);
-  };
-  quantize_row<VEC, false>(value, d / VEC, q + row * d, static_scale, scales + row, nullptr, smem);
+    for (int n = 0; n < NV; ++n) {
+      const int i = reg_index(n);
+      if (i < nvec) {
+        RegVec<T, VEC> g, u;
+        g.load(gate, i);
+        u.load(up, i);
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float gj = g.get(j);
+          out[j] = round_t<T>(gj / (1.f + expf(-gj))) * u.get(j);
+        }
+        v[n].set(out);
+      }
+    }
+    quantize_regs<T, VEC, NV, false>(v, nvec, q + row * d, static_scale, scales + row, nullptr, smem);
+  } else {
+    auto value = [&](int i, float(&v)[VEC]) {
+      float u[VEC];
+      load_vec<T, VEC>(gate, i, v);
+      load_vec<T, VEC>(up, i, u);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] / (1.f + expf(-v[j]))) * u[j]);
+    };
+    quantize_row<VEC, false>(value, d / VEC, q + row * d, static_scale, scales + row, nullptr, smem);
+  }
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
 // ------------------------------------------------------------------------------------------------ host side
 
-// Enough threads for one VEC-wide vector each up to 1024; fewer rows get wider CTAs (decode: M is small).
+// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each up to 1024; fewer rows get wider CTAs
+// (decode: M is small).
 int threads_for(int64_t rows, int nvec) {
   const int cap = rows >= 1024 ? 256 : 1024;
   int t = ((nvec + 31) / 32) * 32;
   return t < 32 ? 32 : (t > cap ? cap : t);
+}
+
+constexpr int kMaxThreads = 1024;
+constexpr int kMaxNV = 8;
+
+// Smallest NV in {1, 2, 4, 8} with nvec <= NV * 1024, or 0 (multi-pass) when the row is longer.
+int pick_nv(int64_t nvec) {
+  for (int nv = 1; nv <= kMaxNV; nv *= 2)
+    if (nvec <= static_cast<int64_t>(nv) * kMaxThreads) return nv;
+  return 0;
+}
+
+// Calls launch(std::integral_constant<int, NV>{}, threads) with the NV for this row length and its block size:
+// for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads.
+template <class Launch>
+void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
+  const int nv = pick_nv(nvec);
+  const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(rows, nvec);
+  switch (nv) {
+    case 1: launch(std::integral_constant<int, 1>{}, threads); break;
+    case 2: launch(std::integral_constant<int, 2>{}, threads); break;
+    case 4: launch(std::integral_constant<int, 4>{}, threads); break;
+    case 8: launch(std::integral_constant<int, 8>{}, threads); break;
+    default: launch(std::integral_constant<int, 0>{}, threads); break;
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -329,8 +602,10 @@ std::tuple<at::Tensor, at::Tensor> per_token_quant(const at::Tensor& x) {
   const bool vec_ok = k % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    quant_kernel<T, VEC, false><<<m, threads_for(m, k / VEC), 0, stream>>>(
-        static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(), nullptr);
+    dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
+      quant_kernel<T, VEC, decltype(nv)::value, false><<<m, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(), nullptr);
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {q, scales};
@@ -347,9 +622,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> per_token_quant_azp(const at::Ten
   const bool vec_ok = k % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    quant_kernel<T, VEC, true><<<m, threads_for(m, k / VEC), 0, stream>>>(
-        static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(),
-        azp.data_ptr<int32_t>());
+    dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
+      quant_kernel<T, VEC, decltype(nv)::value, true><<<m, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(),
+          azp.data_ptr<int32_t>());
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {q, scales, azp};
@@ -365,8 +642,10 @@ at::Tensor static_quant(const at::Tensor& x, const at::Tensor& scale) {
   const bool vec_ok = k % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    quant_kernel<T, VEC, false><<<m, threads_for(m, k / VEC), 0, stream>>>(
-        static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, s, nullptr, nullptr);
+    dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
+      quant_kernel<T, VEC, decltype(nv)::value, false><<<m, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, s, nullptr, nullptr);
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return q;
@@ -403,15 +682,17 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     const T* xp = static_cast<const T*>(x.data_ptr());
     const T* wp = static_cast<const T*>(weight.data_ptr());
-    const int threads = threads_for(m, k / VEC);
-    if (residual != nullptr) {
-      rms_norm_quant_kernel<T, VEC, true><<<m, threads, 0, stream>>>(
-          xp, static_cast<T*>(residual->data_ptr()), wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
-          scales.data_ptr<float>());
-    } else {
-      rms_norm_quant_kernel<T, VEC, false><<<m, threads, 0, stream>>>(
-          xp, nullptr, wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s, scales.data_ptr<float>());
-    }
+    dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
+      constexpr int NV = decltype(nv)::value;
+      if (residual != nullptr) {
+        rms_norm_quant_kernel<T, VEC, NV, true><<<m, threads, 0, stream>>>(
+            xp, static_cast<T*>(residual->data_ptr()), wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
+            scales.data_ptr<float>());
+      } else {
+        rms_norm_quant_kernel<T, VEC, NV, false><<<m, threads, 0, stream>>>(
+            xp, nullptr, wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s, scales.data_ptr<float>());
+      }
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {q, scales};
@@ -452,10 +733,12 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
                       aligned16(bias.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    layer_norm_quant_kernel<T, VEC><<<m, threads_for(m, k / VEC), 0, stream>>>(
-        static_cast<const T*>(x.data_ptr()), static_cast<const T*>(weight.data_ptr()),
-        static_cast<const T*>(bias.data_ptr()), static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
-        scales.data_ptr<float>());
+    dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
+      layer_norm_quant_kernel<T, VEC, decltype(nv)::value><<<m, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), static_cast<const T*>(weight.data_ptr()),
+          static_cast<const T*>(bias.data_ptr()), static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
+          scales.data_ptr<float>());
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {q, scales};
@@ -474,8 +757,10 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    silu_and_mul_quant_kernel<T, VEC><<<m, threads_for(m, d / VEC), 0, stream>>>(
-        static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s, scales.data_ptr<float>());
+    dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
+      silu_and_mul_quant_kernel<T, VEC, decltype(nv)::value><<<m, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s, scales.data_ptr<float>());
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {q, scales};

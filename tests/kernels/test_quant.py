@@ -29,9 +29,7 @@ def _assert_int8_close(q: torch.Tensor, ref: torch.Tensor, max_frac: float = 0.0
     assert float((diff > 0).float().mean()) <= max_frac
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_per_token_quant_symmetric_matches_reference_exactly(m, k, dtype):
+def _check_per_token_quant_symmetric(m, k, dtype):
     from vllm_sq.ops import per_token_quant
 
     x = _x(m, k, dtype, m + k)
@@ -46,9 +44,7 @@ def test_per_token_quant_symmetric_matches_reference_exactly(m, k, dtype):
     assert int(q.min()) >= -127
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_per_token_quant_asymmetric_matches_reference_exactly(m, k, dtype):
+def _check_per_token_quant_asymmetric(m, k, dtype):
     from vllm_sq.ops import per_token_quant
 
     x = _x(m, k, dtype, 3 * m + k) + 2  # shifted: the zero point matters
@@ -66,9 +62,7 @@ def test_per_token_quant_asymmetric_matches_reference_exactly(m, k, dtype):
     assert float(((deq - x.float()).abs() / s).max()) <= 0.5 + 1e-3
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_static_quant_matches_reference_exactly(m, k, dtype):
+def _check_static_quant(m, k, dtype):
     from vllm_sq.ops import static_quant
 
     x = _x(m, k, dtype, m * k)
@@ -84,10 +78,7 @@ def _rms_norm_ref(h: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return (hf * torch.rsqrt(hf.pow(2).mean(dim=-1, keepdim=True) + eps)).to(h.dtype) * w
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("static", [False, True])
-def test_rms_norm_quant_matches_unfused_composition(m, k, dtype, static):
+def _check_rms_norm_quant(m, k, dtype, static):
     from vllm_sq.ops import rms_norm_quant
 
     x = _x(m, k, dtype, m + 2 * k)
@@ -103,9 +94,7 @@ def test_rms_norm_quant_matches_unfused_composition(m, k, dtype, static):
     _assert_int8_close(q, ref_q, max_frac=0.01)
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_fused_add_rms_norm_quant_updates_residual_and_matches(m, k, dtype):
+def _check_fused_add_rms_norm_quant(m, k, dtype):
     from vllm_sq.ops import fused_add_rms_norm_quant
 
     x = _x(m, k, dtype, 5 * m + k)
@@ -122,10 +111,7 @@ def test_fused_add_rms_norm_quant_updates_residual_and_matches(m, k, dtype):
     _assert_int8_close(q, ref_q, max_frac=0.01)
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("static", [False, True])
-def test_silu_and_mul_quant_matches_unfused_composition(m, k, dtype, static):
+def _check_silu_and_mul_quant(m, k, dtype, static):
     from vllm_sq.ops import silu_and_mul_quant
 
     x = _x(m, 2 * k, dtype, 11 * m + k)
@@ -140,10 +126,7 @@ def test_silu_and_mul_quant_matches_unfused_composition(m, k, dtype, static):
     _assert_int8_close(q, ref_q, max_frac=0.01)
 
 
-@pytest.mark.parametrize("m,k", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("static", [False, True])
-def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
+def _check_layer_norm_quant(m, k, dtype, static):
     from vllm_sq.ops import layer_norm_quant
 
     x = _x(m, k, dtype, 13 * m + k) + 1
@@ -157,6 +140,129 @@ def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
     ref_q, ref_s = ref_quant_sym(normed, scale)
     torch.testing.assert_close(s, ref_s, rtol=1e-2, atol=0)
     _assert_int8_close(q, ref_q, max_frac=0.01)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_token_quant_symmetric_matches_reference_exactly(m, k, dtype):
+    _check_per_token_quant_symmetric(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_token_quant_asymmetric_matches_reference_exactly(m, k, dtype):
+    _check_per_token_quant_asymmetric(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_static_quant_matches_reference_exactly(m, k, dtype):
+    _check_static_quant(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_rms_norm_quant_matches_unfused_composition(m, k, dtype, static):
+    _check_rms_norm_quant(m, k, dtype, static)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_add_rms_norm_quant_updates_residual_and_matches(m, k, dtype):
+    _check_fused_add_rms_norm_quant(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_silu_and_mul_quant_matches_unfused_composition(m, k, dtype, static):
+    _check_silu_and_mul_quant(m, k, dtype, static)
+
+
+@pytest.mark.parametrize("m,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
+    _check_layer_norm_quant(m, k, dtype, static)
+
+
+# Row lengths K (of the quantized output; silu_and_mul reads 2K) that hit every register bucket of the kernels:
+# a row of nvec = K / VEC vectors is held in registers with the smallest NV in {1, 2, 4, 8} such that
+# nvec <= NV * 1024; longer rows take the multi-pass path. VEC = 8 when K % 8 == 0 (and 16-byte aligned), else 1.
+BUCKET_KS = [
+    # VEC = 8
+    8,  # NV 1, 32 threads, one vector
+    1000,  # NV 1
+    4096,  # NV 1
+    8192,  # NV 1, 1024 threads
+    11008,  # NV 2 (Llama-2-7B down_proj input)
+    14336,  # NV 2
+    27648,  # NV 4
+    40000,  # NV 8
+    65536,  # NV 8, 1024 threads
+    65544,  # multi-pass
+    # VEC = 1
+    1001,  # NV 1
+    1025,  # NV 2
+    4095,  # NV 4
+    8191,  # NV 8
+    8193,  # multi-pass
+    11010,  # multi-pass
+]
+BUCKET_CASES = [
+    pytest.param(m, k, dtype, id=f"{m}x{k}-{str(dtype).split('.')[-1]}")
+    for k in BUCKET_KS
+    for m, dtype in [(1, torch.bfloat16), (7, torch.bfloat16), (1024, torch.bfloat16), (7, torch.float16)]
+]
+
+
+@pytest.mark.parametrize("m,k,dtype", BUCKET_CASES)
+def test_per_token_quant_register_buckets(m, k, dtype):
+    _check_per_token_quant_symmetric(m, k, dtype)
+    _check_per_token_quant_asymmetric(m, k, dtype)
+    _check_static_quant(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k,dtype", BUCKET_CASES)
+@pytest.mark.parametrize("static", [False, True])
+def test_rms_norm_quant_register_buckets(m, k, dtype, static):
+    _check_rms_norm_quant(m, k, dtype, static)
+    if not static:
+        _check_fused_add_rms_norm_quant(m, k, dtype)
+
+
+@pytest.mark.parametrize("m,k,dtype", BUCKET_CASES)
+@pytest.mark.parametrize("static", [False, True])
+def test_silu_and_mul_quant_register_buckets(m, k, dtype, static):
+    _check_silu_and_mul_quant(m, k, dtype, static)
+
+
+@pytest.mark.parametrize("m,k,dtype", BUCKET_CASES)
+@pytest.mark.parametrize("static", [False, True])
+def test_layer_norm_quant_register_buckets(m, k, dtype, static):
+    _check_layer_norm_quant(m, k, dtype, static)
+
+
+def test_unaligned_input_takes_the_scalar_path():
+    """A 16-byte-misaligned contiguous input (K % 8 == 0) uses VEC = 1: same codes as the aligned copy."""
+    from vllm_sq.ops import per_token_quant, silu_and_mul_quant
+
+    # VEC 1 when misaligned: per_token_quant NV 4 (K 4096) and multi-pass (K 16384); silu_and_mul NV 2 and NV 8
+    for m, k in [(7, 4096), (3, 16384)]:
+        x = _x(m, k, torch.bfloat16, k)
+        buf = torch.empty(m * k + 1, device="cuda", dtype=torch.bfloat16)
+        xu = buf[1:].view(m, k)
+        xu.copy_(x)
+        assert xu.data_ptr() % 16 != 0 and xu.is_contiguous()
+        q, s, _ = per_token_quant(xu)
+        ref_q, ref_s = ref_quant_sym(x)
+        torch.testing.assert_close(s, ref_s, rtol=0, atol=0)
+        _assert_int8_close(q, ref_q)
+        qa, sa = silu_and_mul_quant(x)
+        qu, su = silu_and_mul_quant(xu)
+        torch.testing.assert_close(su, sa, rtol=0, atol=0)
+        assert torch.equal(qu, qa)
 
 
 def test_cpp_entry_rejects_bad_arguments():
