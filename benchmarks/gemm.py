@@ -14,6 +14,7 @@ weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many 
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
 
 Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b] [--ms 1,16,...] [--replays 30] [--sweep]
+       [--sweep-models 7b,13b]
 Writes DIR/gemm_<gpu>_<date>.json and .md.
 """
 
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="7b,13b")
     ap.add_argument("--ms", default=",".join(map(str, DEFAULT_MS)))
     ap.add_argument("--replays", type=int, default=30)
-    ap.add_argument("--sweep", action="store_true", help="also time every tile configuration (7B shapes)")
+    ap.add_argument("--sweep", action="store_true", help="also time every tile configuration (--sweep-models)")
+    ap.add_argument("--sweep-models", default="7b", help="models whose shapes the sweep covers")
     args = ap.parse_args(argv)
 
     from benchmarks.run_info import utc_now
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         for layer, (n, k) in MODELS[model].items():
             for m in map(int, args.ms.split(",")):
                 s = Shape(m, n, k, PRODUCER[layer], seed=m * 131 + n + k)
-                res = bench_shape(s, vllm_ops, configs if (args.sweep and model == "7b") else [], args.replays)
+                res = bench_shape(s, vllm_ops, configs if (args.sweep and model in args.sweep_models.split(",")) else [], args.replays)
                 row = {"model": model, "layer": layer, "m": m, "n": n, "k": k, "us": res,
                        "derived": derived(m, n, k, res)}
                 rows.append(row)

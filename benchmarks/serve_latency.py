@@ -50,6 +50,8 @@ def server_command(model_dir: Path, port: int, kv_cache_dtype: str, args: argpar
         cmd += ["--max-model-len", str(args.max_model_len)]
     if args.enforce_eager:
         cmd.append("--enforce-eager")
+    if args.cudagraph_capture_sizes:
+        cmd += ["--compilation-config", json.dumps({"cudagraph_capture_sizes": args.cudagraph_capture_sizes})]
     return cmd
 
 
@@ -192,6 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--cudagraph-capture-sizes", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                   help="batch sizes the server captures CUDA graphs for (default: vLLM's list)")
     p.add_argument("--num-layers", type=int, default=None, help="override the model's layer count (smoke runs)")
     return p.parse_args(argv)
 

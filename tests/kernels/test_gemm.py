@@ -91,21 +91,22 @@ def _configs() -> list[int]:
 
 
 @pytest.mark.parametrize("m", [1, 33, 255, 1024])
-@pytest.mark.parametrize("n,k", [(272, 208), (4096, 512)])
-def test_every_tile_configuration(m, n, k):
+@pytest.mark.parametrize("n,k", [(272, 208), (4096, 512), (5120, 1040)])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_every_tile_configuration(m, n, k, out_dtype):
     """Each configuration the dispatch table may pick (or a benchmark forces) computes the same function."""
     from vllm_sq.ops import gemm_configs, int8_scaled_mm
 
     names = gemm_configs()
     assert names, "no GEMM configurations for this GPU"
     gen = torch.Generator("cuda").manual_seed(m + n + k)
-    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, torch.bfloat16, gen)
+    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
     ref = _reference(a, w, sa, sb, bias)
     for config, name in enumerate(names):
         poison_allocator()
-        out = int8_scaled_mm(a, w.t(), sa, sb, bias, torch.bfloat16, config=config)
+        out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config)
         try:
-            _assert_close(out, ref, torch.bfloat16)
+            _assert_close(out, ref, out_dtype)
         except AssertionError as exc:
             raise AssertionError(f"configuration {name}: {exc}") from exc
 

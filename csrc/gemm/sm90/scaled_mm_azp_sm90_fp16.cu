@@ -1,14 +1,7 @@
-// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::half_t, asymmetric epilogue.
-// Split by config group so the build compiles them in parallel.
+// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::half_t, asymmetric (azp) epilogue.
+// One file per (output dtype, config group) so the build compiles them in parallel.
 #include "gemm/sm90/scaled_mm_sm90.cuh"
 
-namespace vllm_sq::sm90 {
-
-template const char* plan_config<DecodeSwap64, cutlass::half_t, true>(const ScaledMmParams&, GemmPlan*);
-template const char* run_config<DecodeSwap64, cutlass::half_t, true>(const ScaledMmParams&, void*, cudaStream_t);
-template const char* plan_config<Mid, cutlass::half_t, true>(const ScaledMmParams&, GemmPlan*);
-template const char* run_config<Mid, cutlass::half_t, true>(const ScaledMmParams&, void*, cudaStream_t);
-template const char* plan_config<Large, cutlass::half_t, true>(const ScaledMmParams&, GemmPlan*);
-template const char* run_config<Large, cutlass::half_t, true>(const ScaledMmParams&, void*, cudaStream_t);
-
-}  // namespace vllm_sq::sm90
+VLLM_SQ_SM90_INSTANTIATE(DecodeSwap64, cutlass::half_t, true)
+VLLM_SQ_SM90_INSTANTIATE(Mid, cutlass::half_t, true)
+VLLM_SQ_SM90_INSTANTIATE(Large, cutlass::half_t, true)

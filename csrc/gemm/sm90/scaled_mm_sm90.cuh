@@ -128,11 +128,14 @@ struct Int8Gemm {
       void, LayoutD, kAlignD,  // no C operand: bias comes through the visitor tree
       Out, LayoutD, kAlignD, typename Cfg::EpilogueSchedule, typename Epi::Tree>::CollectiveOp;
 
+  using Stages = std::conditional_t<
+      (Cfg::kStages > 0), cutlass::gemm::collective::StageCount<(Cfg::kStages > 0 ? Cfg::kStages : 1)>,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+          sizeof(typename CollectiveEpilogue::SharedStorage))>>;
   using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, int8_t, LayoutA, kAlignAB, int8_t, LayoutB, kAlignAB,
       int32_t, Tile, typename Cfg::Cluster,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-          sizeof(typename CollectiveEpilogue::SharedStorage))>,
+      Stages,
       typename Cfg::KernelSchedule>::CollectiveOp;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, CollectiveMainloop,
@@ -200,3 +203,10 @@ const char* run_config(const ScaledMmParams& p, void* workspace, cudaStream_t st
 }
 
 }  // namespace vllm_sq::sm90
+
+// Explicit instantiation of one (configuration, output type, epilogue) in a scaled_mm_*sm90*.cu file.
+#define VLLM_SQ_SM90_INSTANTIATE(Cfg, Out, Azp)                                                          \
+  template const char* vllm_sq::sm90::plan_config<vllm_sq::sm90::Cfg, Out, Azp>(                         \
+      const vllm_sq::ScaledMmParams&, vllm_sq::GemmPlan*);                                               \
+  template const char* vllm_sq::sm90::run_config<vllm_sq::sm90::Cfg, Out, Azp>(                          \
+      const vllm_sq::ScaledMmParams&, void*, cudaStream_t);
