@@ -10,9 +10,10 @@
 #   SUITE_BUDGET_S      wall-clock budget of the whole call (default 560: the device tool's limit is 600); each
 #                       step gets what is left, steps that no longer fit are skipped and say so
 #   VLLM_SQ_CUDA_ARCHS  arches to build (default 90a here: the H100; the package default is 80;89;90a)
+#   SUITE_TEST_FILTER   a pytest -k expression that narrows the GPU tests (default: all of them)
 #   GEMM_ARGS           extra arguments for benchmarks/gemm.py (e.g. "--sweep" to time every tile configuration)
 #   VLLM_SQ_COMMIT      commit to stamp on results when the tree has no .git
-# Reusing a build: a successful build leaves $OUT/prebuilt/{_C*.so,csrc.hash}; carry that folder in as
+# Reusing a build: a successful build leaves $OUT/prebuilt/csrc-<hash of csrc/>.so.xz; carry that folder in as
 # .prebuilt/ (ignored by git) and the next call installs it instead of compiling, if csrc/ is unchanged.
 # vLLM comparisons need the vLLM bundle: if /tmp/gpu holds part00.. and SHA256SUMS (copied there by earlier
 # calls) it is verified, unpacked to /tmp/gpu-site and put on PYTHONPATH; otherwise they are reported as
@@ -78,14 +79,16 @@ install_so() {  # copy the extension into the tree and into the installed packag
 if step build 120; then
   start=$(date +%s)
   hash=$(src_hash)
-  pre=$(ls .prebuilt/_C*.so 2>/dev/null | head -1)
-  if [[ -n "$pre" && "$(cat .prebuilt/csrc.hash 2>/dev/null)" == "$hash" ]]; then
+  pre=.prebuilt/csrc-$hash.so.xz
+  if [[ -f "$pre" ]]; then
     python3 -m pip install --no-build-isolation --no-deps -q -C cmake.define.VLLM_SQ_BUILD_EXTENSION=OFF . \
       >"$LOGS/build.log" 2>&1
-    install_so "$pre"
+    so=/tmp/_C$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+    xz -dc "$pre" >"$so"
+    install_so "$so"
     note "build: reused .prebuilt/$(basename "$pre") (csrc hash $hash), package installed in $(( $(date +%s) - start )) s"
   else
-    [[ -n "$pre" ]] && note "build: .prebuilt/ is from other sources ($(cat .prebuilt/csrc.hash 2>/dev/null) != $hash): rebuilding"
+    ls .prebuilt/*.xz >/dev/null 2>&1 && note "build: .prebuilt/ holds builds of other sources ($(ls .prebuilt)), not $hash: rebuilding"
     build() {
       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$(cap 480)" \
         python3 -m pip install --no-build-isolation --no-deps -v .
@@ -96,7 +99,8 @@ if step build 120; then
          VLLM_SQ_TORCH_FROM_PYTHON=1 build >>"$LOGS/build.log" 2>&1; }; then
       so=$(find build -name '_C*.so' | head -1)
       install_so "$so"
-      mkdir -p "$OUT/prebuilt" && cp "$so" "$OUT/prebuilt/" && echo "$hash" >"$OUT/prebuilt/csrc.hash"
+      # xz: the device tool returns files of at most 16 MiB
+      mkdir -p "$OUT/prebuilt" && xz -T0 -c "$so" >"$OUT/prebuilt/csrc-$hash.so.xz"
       note "build: ok in $(( $(date +%s) - start )) s (arches $VLLM_SQ_CUDA_ARCHS, csrc hash $hash)"
     else
       note "build: FAILED after $(( $(date +%s) - start )) s (logs/build.log); last lines:"
@@ -109,7 +113,8 @@ note "ops: $(python3 -c 'import vllm_sq.ops as o; print(o.available())' 2>&1 | t
 # --- tests -------------------------------------------------------------------------------------------------
 if step test 60; then
   # the error-path tests run apart (verbose), so that a crash there cannot hide the other results
-  timeout "$(cap 240)" python3 -m pytest -m gpu tests -q -p no:cacheprovider -k "not rejects_bad_arguments" \
+  timeout "$(cap 240)" python3 -m pytest -m gpu tests -q -p no:cacheprovider \
+    -k "not rejects_bad_arguments${SUITE_TEST_FILTER:+ and ($SUITE_TEST_FILTER)}" \
     >"$LOGS/gpu_tests.log" 2>&1
   note "gpu tests: rc=$? $(tail -1 "$LOGS/gpu_tests.log")"
   timeout "$(cap 60)" python3 -m pytest -m gpu tests -v -p no:cacheprovider -k "rejects_bad_arguments" \
@@ -141,7 +146,10 @@ if [[ -f benchmarks/serve_suite.sh ]] && step serve 120; then
   note "serve suite: rc=$?"
 fi
 
-tar czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
+# one archive for every log (the device tool returns at most 8 files, 2 folders deep)
+serve_logs=$(cd "$OUT" && find serve -type d -name logs 2>/dev/null)
+# shellcheck disable=SC2086
+tar czf "$OUT/logs.tar.gz" -C "$OUT" logs $serve_logs && rm -rf "$LOGS" ${serve_logs:+$(cd "$OUT" && realpath $serve_logs)}
 note "total $(( $(date +%s) - T0 )) s"
 echo
 cat "$OUT"/gemm_*.md 2>/dev/null

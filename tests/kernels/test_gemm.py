@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -82,6 +84,20 @@ def test_int8_scaled_mm_accepts_flat_scales():
     ref = int8_scaled_mm(a, w.t(), sa, sb)
     out = int8_scaled_mm(a, w.t(), sa.reshape(-1), sb.reshape(-1))
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("m", [1, 40, 100, 200, 700, 2000])
+@pytest.mark.parametrize("n", [4096, 5120, 12288, 22016])
+def test_dispatch_table_regimes(m, n):
+    """Every branch of the dispatch table (M buckets x small/mid/large N, one-wave rules) on the default path."""
+    from vllm_sq.ops import int8_scaled_mm
+
+    k = 512
+    gen = torch.Generator("cuda").manual_seed(m * 7 + n)
+    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, torch.bfloat16, gen)
+    poison_allocator()
+    out = int8_scaled_mm(a, w.t(), sa, sb, bias, torch.bfloat16)
+    _assert_close(out, _reference(a, w, sa, sb, bias), torch.bfloat16)
 
 
 def _configs() -> list[int]:
@@ -220,5 +236,5 @@ def test_cpp_entry_rejects_bad_arguments(bad, message):
         bias = torch.zeros(n, device="cuda", dtype=torch.float16)
     elif bad == "out_dtype":
         out_dtype = torch.float32
-    with pytest.raises(RuntimeError, match=message):
+    with pytest.raises(RuntimeError, match=re.escape(message)):
         torch.ops.vllm_sq.int8_scaled_mm(a, b, sa, sb, bias, out_dtype, -1)

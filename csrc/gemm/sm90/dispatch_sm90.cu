@@ -53,16 +53,36 @@ const ConfigEntry kConfigs[] = {
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 
-// From the tile sweeps of benchmarks/gemm.py --sweep on the H100 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_
-// 2026-11-23.md, Llama-2-7B shapes): at M <= 64 the 64x128 ping-pong kernel beat the swap-AB stream-K ones on
-// 6 of 8 shapes; at M = 256 swap-AB 128x64 won for N <= 12288 and the 128x128 stream-K kernel for gate_up
-// (N = 22016); from M = 1024 on, 128x256 (Large) was best or within 2%.
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Fraction of the SM slots of the last wave that hold a tile: 1 when `tiles` is a multiple of the SM count.
+double wave_fill(int64_t tiles, int sms) {
+  const int64_t slots = ceil_div(tiles, sms) * sms;
+  return slots > 0 ? static_cast<double>(tiles) / static_cast<double>(slots) : 1.0;
+}
+
+// From the tile sweep of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
+// configuration on the Llama-2 7B and 13B shapes, M = 1..1024). Three weight widths behave differently at
+// decode sizes: small N (o_proj, down_proj: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where
+// the best choice depended on whether the tiles fill one wave of SMs (N = 4096 vs 5120), the rule says so.
 int pick_config(const ScaledMmParams& p, bool azp) {
   if (azp) {  // asymmetric activations: rare, three configurations cover the regimes
     return p.m <= 64 ? kDecodeSwap64 : (p.m <= 1024 ? kMid : kLarge);
   }
-  if (p.m <= 64) return kSmall;
-  if (p.m <= 256) return p.n <= 12288 ? kDecodeSwap64 : kMid;
+  const bool small_n = p.n <= 8192;
+  const bool large_n = p.n > 16384;
+  const int sms = p.sm_count > 0 ? p.sm_count : 132;
+  if (p.m <= 32) return small_n ? kDecodeN32x2 : kDecodeN64x2;
+  if (p.m <= 64) return small_n ? kDecodeN32x2 : (large_n ? kSmall : kDecodeN64x2);
+  if (p.m <= 128) {
+    if (small_n) return ceil_div(p.m, 32) * ceil_div(p.n, 128) <= sms ? kDecodeSwap32 : kDecodeSwap64;
+    return large_n ? kDecodeSwap64 : kDecodeN128x2;
+  }
+  if (p.m <= 256) {
+    return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64 : kMidPingpong;
+  }
+  // 128x256 tiles unless they leave most of a last wave idle (13B o/down at M = 1024: 160 tiles on 132 SMs).
+  if (p.m <= 1024 && wave_fill(ceil_div(p.m, 128) * ceil_div(p.n, 256), sms) < 0.75) return kMidPingpong;
   return kLarge;
 }
 
