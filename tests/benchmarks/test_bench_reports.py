@@ -63,7 +63,7 @@ def test_ratios_and_table_against_bf16():
 
 def _args(**kw):
     base = dict(num_layers=None, dtype="bfloat16", tp=1, gpu_memory_utilization=0.9, enforce_eager=True,
-                max_model_len=None)
+                max_model_len=None, cudagraph_capture_sizes=None)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -105,3 +105,23 @@ def test_perplexity_from_token_logprobs():
     rows = [[-1.0, -2.0], [-3.0, -2.0]]
     assert perplexity(rows) == pytest.approx(2.718281828 ** 2)
     assert mean_abs_delta(rows, [[-1.5, -2.0], [-3.0, -1.0]]) == pytest.approx(0.375)
+
+
+def test_naive_static_variant_is_the_papers_baseline(tmp_path):
+    """naive-w8a8-static: per-tensor static input scales without smoothing, next to sq-auto-static (no engine)."""
+    pytest.importorskip("transformers")
+    from benchmarks import vllm_ppl
+
+    assert {"naive-w8a8-static", "sq-auto-static"} <= set(vllm_ppl.DEFAULT_VARIANTS)
+    args = vllm_ppl.parse_args(["--tiny", "--variants", "naive-w8a8-static,sq-auto-static", "--hidden-size", "64",
+                                "--num-layers", "1", "--train-steps", "0"])
+    dirs, _, _ = vllm_ppl.build_tiny_checkpoints(args, tmp_path)
+    from safetensors import safe_open
+
+    for name, smoothed in (("naive-w8a8-static", False), ("sq-auto-static", True)):
+        qcfg = json.loads((dirs[name] / "config.json").read_text())["quantization_config"]
+        assert (qcfg["activation_granularity"], qcfg["activation_dynamic"]) == ("per_tensor", False)
+        assert bool(qcfg["alpha"]) == smoothed  # naive: no layer smoothed
+        with safe_open(str(dirs[name] / "model.safetensors"), "pt") as f:
+            scales = [k for k in f.keys() if k.endswith(".input_scale")]
+            assert scales and all(f.get_tensor(k).shape == (1,) for k in scales)
