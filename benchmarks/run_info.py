@@ -15,10 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def git_commit() -> str:
     """HEAD of the repository, with `-dirty` when tracked files differ from it.
 
-    A copy of the tree without .git (the GPU machine) takes it from $VLLM_SQ_COMMIT, else "unknown".
+    $VLLM_SQ_COMMIT, when set, wins: the GPU machine's copy of the tree may carry a stale .git (seen: the
+    session's first commit), so the caller names the commit it sent. Without .git or the variable: "unknown".
     """
+    if os.environ.get("VLLM_SQ_COMMIT"):
+        return os.environ["VLLM_SQ_COMMIT"]
     if not (REPO_ROOT / ".git").exists():
-        return os.environ.get("VLLM_SQ_COMMIT", "unknown")
+        return "unknown"
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True

@@ -6,6 +6,8 @@ workloads in it); a config that fails or times out is recorded and the run goes 
 
     python -m benchmarks.serve_throughput --results-dir DIR                  # GPU suite: 7B, all configs
     python -m benchmarks.serve_throughput --full --results-dir DIR           # 7B, 13B, Llama-3-8B, 512 prompts
+    python -m benchmarks.serve_throughput --merge A.json B.json --results-dir DIR
+                                # one table from runs split over several calls (same workloads required)
 
 Writes DIR/serve_throughput.json, DIR/serve_throughput.md and DIR/logs/<model>-<config>.log.
 """
@@ -294,6 +296,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "shorter list that covers the workloads' batches shortens every engine start alike")
     p.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / compile (CPU smoke runs)")
     p.add_argument("--num-layers", type=int, default=None, help="override the model's layer count (smoke runs)")
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="serve_throughput.json files of earlier runs: write one report of all their results")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -302,8 +306,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def merge_reports(paths: list[Path], command: str) -> dict[str, Any]:
+    """One report from runs split over several calls; each result keeps its own run_info (date, commit)."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    wls = reports[0]["workloads"]
+    for path, r in zip(paths, reports):
+        if r["workloads"] != wls:
+            raise SystemExit(f"{path}: its workloads differ from {paths[0]}'s; only runs of the same workloads merge")
+    entries: list[dict[str, Any]] = []
+    for r in reports:
+        for e in r["results"]:
+            e = dict(e)
+            e.pop("ratio_to_bf16", None)
+            e.setdefault("run_info", r["run_info"])
+            entries.append(e)
+    add_ratios(entries)
+    info = dict(reports[0]["run_info"])
+    info["commit"] = " + ".join(dict.fromkeys(r["run_info"]["commit"] for r in reports))
+    info["date_utc"] = " / ".join(dict.fromkeys(r["run_info"]["date_utc"] for r in reports))
+    return {"run_info": info, "command": command, "workloads": wls, "tp": reports[0].get("tp", 1),
+            "merged_from": [str(p) for p in paths], "results": entries}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        command = " ".join(["python -m benchmarks.serve_throughput"] + (argv if argv is not None else sys.argv[1:]))
+        report = merge_reports(args.merge, command)
+        out = args.results_dir or Path(".")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "serve_throughput.json").write_text(json.dumps(report, indent=2))
+        (out / "serve_throughput.md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
     if args.child:
         result = run_child(json.loads(args.child.read_text()))
         args.child_out.write_text(json.dumps(result, indent=2))
