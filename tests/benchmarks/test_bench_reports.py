@@ -61,6 +61,38 @@ def test_ratios_and_table_against_bf16():
     assert "7b / sq-static: timeout: timed out after 90 s: x (see logs/7b-sq-static.log)" in table
 
 
+def _report(tmp_path, name, entries, commit, workloads=None):
+    wls = workloads or [{"name": "prefill", "num_prompts": 8, "input_len": 1024, "output_len": 1, "headline": "total"},
+                        {"name": "mixed", "num_prompts": 8, "input_len": 512, "output_len": 128, "headline": "output"}]
+    info = {"device": "H100", "vllm": "0.26.0", "torch": "2.11", "date_utc": f"d-{commit}", "commit": commit}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"run_info": info, "command": "c", "workloads": wls, "results": entries}))
+    return path
+
+
+def test_merge_joins_runs_split_over_calls(tmp_path):
+    """Configs measured in a later call get their ratios against the earlier call's bf16, with both commits named."""
+    a = _report(tmp_path, "a", [_entry("bf16", 40000.0, 4000.0, 400000)], "c1")
+    b = _report(tmp_path, "b", [_entry("sq-static", 72000.0, 5200.0, 440000)], "c2")
+    report = st.merge_reports([a, b], "merge")
+    static = report["results"][1]
+    assert static["ratio_to_bf16"]["prefill"] == pytest.approx(1.8)
+    assert static["ratio_to_bf16"]["kv_cache_tokens"] == pytest.approx(1.1)
+    assert static["run_info"]["commit"] == "c2" and report["run_info"]["commit"] == "c1 + c2"
+    assert "| 7b | sq-static | 72,000 (1.80x) | 5,200 (1.30x) |" in st.markdown(report)
+    other = _report(tmp_path, "o", [], "c3", workloads=[{"name": "decode", "num_prompts": 64, "input_len": 128,
+                                                          "output_len": 256, "headline": "output"}])
+    with pytest.raises(SystemExit, match="workloads differ"):
+        st.merge_reports([a, other], "merge")
+
+
+def test_commit_variable_wins_over_a_stale_checkout(monkeypatch):
+    from benchmarks.run_info import git_commit
+
+    monkeypatch.setenv("VLLM_SQ_COMMIT", "abc1234")
+    assert git_commit() == "abc1234"
+
+
 def _args(**kw):
     base = dict(num_layers=None, dtype="bfloat16", tp=1, gpu_memory_utilization=0.9, enforce_eager=True,
                 max_model_len=None, cudagraph_capture_sizes=None)
