@@ -2,12 +2,11 @@
 // The dispatch table (dispatch_sm90.cu) picks one by M, N, K; benchmarks/gemm.py times each of them.
 //
 // Two regimes (H100: 1,979 TOP/s int8 dense, ~3.0 TB/s):
-// - decode, M <= 64: the weight (N*K bytes) dominates the traffic and the time floor is N*K / 3.0 TB/s. What
-//   matters is how many SMs stream the weight at once: the Decode* configurations use narrow N tiles (32-128
-//   weight rows per CTA) with a deep K step (256), one CTA per tile (no persistent loop, no stream-K workspace),
-//   and where N/tile exceeds the 132 SMs a fixed stage count small enough for two CTAs per SM, so the whole
-//   grid is resident instead of running in 1.3-1.5 waves. The swap-AB stream-K ones were the first attempt
-//   (measured 1.45-3.1x the weight bound: benchmarks/kernel_notes.md).
+// - decode, M <= 64: the weight (N*K bytes) dominates the traffic and the time floor is N*K / 3.0 TB/s. The
+//   DecodeN* configurations use narrow N tiles (32-128 weight rows per CTA) with a deep K step (256), one CTA
+//   per tile (no persistent loop, no stream-K workspace), and a fixed stage count small enough for two CTAs per
+//   SM, so grids larger than the 132 SMs are resident at once. Measured (run 4): 1.2-1.4x the weight bound on
+//   qkv/gate_up, ~2x on o_proj (benchmarks/kernel_notes.md). The swap-AB stream-K ones serve 64 < M <= 256.
 // - prefill, M >= 1024: 2*M*N*K operations dominate; large 128x256 tiles (two consumer warpgroups, 64x256
 //   accumulators each) on a persistent grid, with 2x1 clusters multicasting the weight tile to both CTAs.
 #pragma once
@@ -31,149 +30,69 @@ using cute::_128;
 using cute::_256;
 using cute::_4;
 
-// Every configuration names: kSwapAB, Tile (M x N x K of one CTA), Cluster, the kernel/epilogue schedules,
-// the tile Scheduler (void: one CTA per tile) and kStages (0: as many mainloop stages as shared memory holds).
-
-// Swap-AB, 128 (weight rows) x 16 (tokens) x 128 (K bytes), stream-K. Designed for M <= 16; the sweep
-// preferred Small there (kept for benchmarks and future tables).
-struct DecodeSwap16 {
-  static constexpr bool kSwapAB = true;
-  using Tile = Shape<_128, _16, _128>;
-  using Cluster = Shape<_1, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::StreamKScheduler;
-  static constexpr int kStages = 0;
+// A configuration: the CTA tile (M x N x K bytes), the cluster, kernel and epilogue schedules, the tile
+// scheduler (void: one CTA per tile), the mainloop stage count (0: as many as shared memory holds) and whether
+// the kernel computes out^T = b^T a^T (swap-AB: the weight rows fill the tile's M side).
+template <class Tile_, class Cluster_, class KernelSchedule_, class EpilogueSchedule_, class Scheduler_,
+          int Stages = 0, bool SwapAB = false>
+struct TileConfig {
+  static constexpr bool kSwapAB = SwapAB;
+  static constexpr int kStages = Stages;
+  using Tile = Tile_;
+  using Cluster = Cluster_;
+  using KernelSchedule = KernelSchedule_;
+  using EpilogueSchedule = EpilogueSchedule_;
+  using Scheduler = Scheduler_;
 };
 
-// Swap-AB, 128 x 32 x 128, stream-K (16 < M <= 32; not in the table after the sweep).
-struct DecodeSwap32 {
-  static constexpr bool kSwapAB = true;
-  using Tile = Shape<_128, _32, _128>;
-  using Cluster = Shape<_1, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::StreamKScheduler;
-  static constexpr int kStages = 0;
-};
+using WarpSpecialized = cutlass::gemm::KernelTmaWarpSpecialized;  // one consumer warpgroup
+using Cooperative = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+using Pingpong = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using EpiTma = cutlass::epilogue::TmaWarpSpecialized;
+using EpiCooperative = cutlass::epilogue::TmaWarpSpecializedCooperative;
+using StreamK = cutlass::gemm::StreamKScheduler;
+using Persistent = cutlass::gemm::PersistentScheduler;
 
-// Swap-AB, 128 x 64 x 128, stream-K. Table: 64 < M <= 256 with N <= 12288.
-struct DecodeSwap64 {
-  static constexpr bool kSwapAB = true;
-  using Tile = Shape<_128, _64, _128>;
-  using Cluster = Shape<_1, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::StreamKScheduler;
-  static constexpr int kStages = 0;
-};
+// ---- decode: M <= 64 -----------------------------------------------------------------------------------------
+// Table: M <= 64, N <= 8192 (o_proj, down_proj). 64 x 32 x 256, 4 stages (96 KB: two CTAs per SM), 1x4 clusters
+// multicast the activation tile; N/32 CTAs (128 for N = 4096).
+struct DecodeN32x2 : TileConfig<Shape<_64, _32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 4> {};
+// The same with every stage shared memory holds (9): slower than DecodeN32x2 on every swept shape (run 4).
+struct DecodeN32 : TileConfig<Shape<_64, _32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void> {};
+// Table: M <= 64, 8192 < N (qkv; gate_up up to M = 32). 64 x 64 x 256, 3 stages (two CTAs per SM).
+struct DecodeN64x2 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 3> {};
+// Table: 64 < M <= 128 with 8192 < N <= 16384 (qkv). 64 x 128 x 128, 4 stages (two CTAs per SM).
+struct DecodeN128x2 : TileConfig<Shape<_64, _128, _128>, Shape<_1, _2, _1>, WarpSpecialized, EpiTma, void, 4> {};
+// Table: 32 < M <= 64 with N > 16384 (gate_up). 64 x 128 x 128 ping-pong (two consumer warpgroups alternate
+// tiles, one's epilogue overlapping the other's MMA), persistent, 1x2 clusters.
+struct Small : TileConfig<Shape<_64, _128, _128>, Shape<_1, _2, _1>, Pingpong, EpiTma, Persistent> {};
 
-// Table: M <= 64. 64 x 128 x 128 ping-pong (two consumer warpgroups alternate tiles, so one's epilogue overlaps
-// the other's MMA), persistent; 1x2 clusters multicast the shared activation tile.
-struct Small {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_64, _128, _128>;
-  using Cluster = Shape<_1, _2, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = cutlass::gemm::PersistentScheduler;
-  static constexpr int kStages = 0;
-};
+// ---- swap-AB with stream-K: 64 < M <= 256 ----------------------------------------------------------------------
+// Weight rows x tokens x K. Not in the table (kept for the sweep).
+struct DecodeSwap16
+    : TileConfig<Shape<_128, _16, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
+// Table: 64 < M <= 128, N <= 8192, when ceil(M/32) * ceil(N/128) tiles fit one wave of SMs.
+struct DecodeSwap32
+    : TileConfig<Shape<_128, _32, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
+// Table: 64 < M <= 128 otherwise (N <= 8192) or N > 16384; 128 < M <= 256 with N <= 8192 when its tiles fit one
+// wave. Also the asymmetric epilogue's M <= 64 configuration.
+struct DecodeSwap64
+    : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
 
-// Table: 64 < M <= 256 with N > 12288. 128 x 128 x 128 cooperative with stream-K, which evens out the last
-// partial wave.
-struct Mid {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_128, _128, _128>;
-  using Cluster = Shape<_1, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::StreamKScheduler;
-  static constexpr int kStages = 0;
-};
+// ---- M around 256 to 1024 --------------------------------------------------------------------------------------
+// Table: 128 < M <= 256 (except the one-wave small-N case); M <= 1024 when 128x256 tiles would leave most of a
+// last wave idle (13B o/down). 128 x 128 x 128 ping-pong, persistent, 2x1 clusters (weight tile multicast).
+struct MidPingpong : TileConfig<Shape<_128, _128, _128>, Shape<_2, _1, _1>, Pingpong, EpiTma, Persistent> {};
+// Asymmetric epilogue, 64 < M <= 1024. 128 x 128 x 128 cooperative with stream-K (evens out the last wave).
+struct Mid : TileConfig<Shape<_128, _128, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK> {};
 
-// M around 256: 128 x 128 x 128 ping-pong (each consumer warpgroup owns a whole tile, so one's epilogue hides
-// under the other's mainloop), persistent, 2x1 clusters (weight tile multicast to both CTAs).
-struct MidPingpong {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_128, _128, _128>;
-  using Cluster = Shape<_2, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = cutlass::gemm::PersistentScheduler;
-  static constexpr int kStages = 0;
-};
-
-// Table: M > 256. 128 x 256 x 128 cooperative, persistent, 2x1 clusters (weight tile multicast to both CTAs).
-struct Large {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_128, _256, _128>;
-  using Cluster = Shape<_2, _1, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::PersistentScheduler;
-  static constexpr int kStages = 0;
-};
-
-// Alternative for large M (within 2% of Large in the sweep): 256 x 128 x 128 cooperative, persistent,
-// 1x2 clusters (activation tile multicast).
-struct LargeTall {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_256, _128, _128>;
-  using Cluster = Shape<_1, _2, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-  using Scheduler = cutlass::gemm::PersistentScheduler;
-  static constexpr int kStages = 0;
-};
-
-// Decode, M <= 64, small N (7B/13B o_proj and down_proj, N = 4096/5120): 64 x 32 x 256 tiles, N/32 CTAs (128
-// for N = 4096) each streaming a 32-row slice of the weight; 1x4 clusters multicast the activation tile.
-// All stages shared memory holds (9 x 24 KB): one CTA per SM with ~72 KB of weight in flight.
-struct DecodeN32 {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_64, _32, _256>;
-  using Cluster = Shape<_1, _4, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecialized;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = void;
-  static constexpr int kStages = 0;
-};
-
-// As DecodeN32 with 4 stages (96 KB): two CTAs per SM, for N/32 above the SM count (13B: 160 CTAs).
-struct DecodeN32x2 {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_64, _32, _256>;
-  using Cluster = Shape<_1, _4, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecialized;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = void;
-  static constexpr int kStages = 4;
-};
-
-// Decode, M <= 64, mid N (qkv, N = 12288/15360): 64 x 64 x 256, 3 stages (96 KB): two CTAs per SM, so the
-// 192-240 CTAs are resident at once.
-struct DecodeN64x2 {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_64, _64, _256>;
-  using Cluster = Shape<_1, _4, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecialized;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = void;
-  static constexpr int kStages = 3;
-};
-
-// Decode, M <= 64, large N (gate_up, N = 22016/27648): 64 x 128 x 128, 4 stages (96 KB): two CTAs per SM
-// (172-216 CTAs resident at once).
-struct DecodeN128x2 {
-  static constexpr bool kSwapAB = false;
-  using Tile = Shape<_64, _128, _128>;
-  using Cluster = Shape<_1, _2, _1>;
-  using KernelSchedule = cutlass::gemm::KernelTmaWarpSpecialized;
-  using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
-  using Scheduler = void;
-  static constexpr int kStages = 4;
-};
+// ---- prefill: M > 256 ------------------------------------------------------------------------------------------
+// Table: M > 256 (see MidPingpong for the exception). 128 x 256 x 128 cooperative (two consumer warpgroups,
+// 64x256 accumulators each), persistent, 2x1 clusters (weight tile multicast to both CTAs).
+struct Large : TileConfig<Shape<_128, _256, _128>, Shape<_2, _1, _1>, Cooperative, EpiCooperative, Persistent> {};
+// Within 2% of Large in the sweeps: 256 x 128 x 128, 1x2 clusters (activation tile multicast).
+struct LargeTall
+    : TileConfig<Shape<_256, _128, _128>, Shape<_1, _2, _1>, Cooperative, EpiCooperative, Persistent> {};
 
 // Defined in scaled_mm_sm90.cuh, explicitly instantiated in the scaled_mm_*sm90*.cu files.
 template <class Cfg, class Out, bool Azp>
