@@ -29,6 +29,7 @@ using cute::_64;
 using cute::_128;
 using cute::_256;
 using cute::_4;
+using cute::_8;
 
 // A configuration: the CTA tile (M x N x K bytes), the cluster, kernel and epilogue schedules, the tile
 // scheduler (void: one CTA per tile), the mainloop stage count (0: as many as shared memory holds) and whether
@@ -57,8 +58,11 @@ using Persistent = cutlass::gemm::PersistentScheduler;
 // Table: M <= 64, N <= 8192 (o_proj, down_proj). 64 x 32 x 256, 4 stages (96 KB: two CTAs per SM), 1x4 clusters
 // multicast the activation tile; N/32 CTAs (128 for N = 4096).
 struct DecodeN32x2 : TileConfig<Shape<_64, _32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 4> {};
-// The same with every stage shared memory holds (9): slower than DecodeN32x2 on every swept shape (run 4).
-struct DecodeN32 : TileConfig<Shape<_64, _32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void> {};
+// Experiment for the next sweep (not in the table): 64 x 64 x 256 with all stages and 1x8 clusters, the shape
+// vLLM's int8 kernel uses for small N at M <= 32 (10.5 us on 7B o_proj vs DecodeN32x2's 11.4 in run 4), to tell
+// the tile from the cluster effect. (A 64 x 32 variant with all 9 stages was slower than DecodeN32x2 on every
+// swept shape in run 4 and was removed.)
+struct DecodeN64c8 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _8, _1>, WarpSpecialized, EpiTma, void> {};
 // Table: M <= 64, 8192 < N (qkv; gate_up up to M = 32). 64 x 64 x 256, 3 stages (two CTAs per SM).
 struct DecodeN64x2 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 3> {};
 // Table: 64 < M <= 128 with 8192 < N <= 16384 (qkv). 64 x 128 x 128, 4 stages (two CTAs per SM).

@@ -41,13 +41,13 @@ constexpr ConfigEntry entry(const char* name) {
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {
   kDecodeSwap16, kDecodeSwap32, kDecodeSwap64, kSmall, kMid, kLarge, kLargeTall,
-  kDecodeN32, kDecodeN32x2, kDecodeN64x2, kDecodeN128x2, kMidPingpong,
+  kDecodeN64c8, kDecodeN32x2, kDecodeN64x2, kDecodeN128x2, kMidPingpong,
 };
 const ConfigEntry kConfigs[] = {
     entry<DecodeSwap16, false>("DecodeSwap16"), entry<DecodeSwap32, false>("DecodeSwap32"),
     entry<DecodeSwap64, true>("DecodeSwap64"),  entry<Small, false>("Small"),
     entry<Mid, true>("Mid"),                    entry<Large, true>("Large"),
-    entry<LargeTall, false>("LargeTall"),       entry<DecodeN32, false>("DecodeN32"),
+    entry<LargeTall, false>("LargeTall"),       entry<DecodeN64c8, false>("DecodeN64c8"),
     entry<DecodeN32x2, false>("DecodeN32x2"),   entry<DecodeN64x2, false>("DecodeN64x2"),
     entry<DecodeN128x2, false>("DecodeN128x2"), entry<MidPingpong, false>("MidPingpong"),
 };
