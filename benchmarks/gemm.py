@@ -12,8 +12,10 @@ weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many 
                 cutlass_scaled_mm (vllm_*) against our fused rms_norm_quant / silu_and_mul_quant + GEMM (ours_*);
                 qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
+  copy          (M <= 64) a device copy of N*K/2 bytes: it reads and writes N*K bytes, the weight traffic of a
+                decode GEMM, so ours/copy is the GEMM's time over what HBM needs to move its weight at this size.
 
-Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b] [--ms 1,16,...] [--replays 30] [--sweep]
+Usage: python -m benchmarks.gemm --out DIR [--models 7b,13b,llama3-8b] [--ms 1,16,...] [--replays 30] [--sweep]
        [--sweep-models 7b,13b]
 Writes DIR/gemm_<gpu>_<date>.json and .md.
 """
@@ -39,6 +41,8 @@ L2_BYTES = 50 * 2**20
 MODELS = {
     "7b": {"qkv": (12288, 4096), "o": (4096, 4096), "gate_up": (22016, 4096), "down": (4096, 11008)},
     "13b": {"qkv": (15360, 5120), "o": (5120, 5120), "gate_up": (27648, 5120), "down": (5120, 13824)},
+    # grouped-query attention: q 4096 + k 1024 + v 1024
+    "llama3-8b": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},
 }
 PRODUCER = {"qkv": "rms_norm", "gate_up": "rms_norm", "down": "silu_and_mul", "o": None}
 DEFAULT_MS = [1, 16, 64, 256, 1024, 4096, 16384]
@@ -147,6 +151,11 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
 
     run("ours_gemm", w_bytes + x_bytes + out_bytes, ours_gemm_call(-1))
 
+    if m <= 64:
+        half = w_bytes // 2
+        run("copy", w_bytes, lambda: (torch.Tensor.copy_, torch.empty(half, dtype=torch.int8, device="cuda"),
+                                      torch.empty(half, dtype=torch.int8, device="cuda")))
+
     def ours_q_gemm(x, w, sw):
         xq, sx, _ = ops.per_token_quant(x)
         return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
@@ -214,6 +223,8 @@ def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | 
         "ours_pct_peak": None if tops is None else 100.0 * tops / INT8_PEAK_TOPS,
         "bound_us": bound,
         "ours_over_bound": _ratio(ours, bound) if m <= 64 else None,
+        "ours_over_copy": _ratio(ours, res.get("copy")),
+        "copy_tbps": _ratio(n * k / 1e6, res.get("copy")),
         "vllm_over_ours_gemm": _ratio(res.get("vllm_gemm"), ours),
         "vllm_over_ours_q_gemm": _ratio(res.get("vllm_q_gemm"), res.get("ours_q_gemm")),
         "vllm_over_ours_prod_q_gemm": _ratio(res.get("vllm_prod_q_gemm"), res.get("ours_prod_q_gemm")),
@@ -232,11 +243,11 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"vLLM: {meta['vllm']}. Microseconds per call, CUDA-graph replay, inputs rotated beyond L2, median of "
         f"{meta['replays']} replays. TOP/s and % of the {INT8_PEAK_TOPS:.0f} TOP/s int8 peak are for our GEMM "
-        "alone; vLLM/ours > 1 means ours is faster; bound = int8 weight bytes / 3.0 TB/s (M <= 64).",
+        "alone; vLLM/ours > 1 means ours is faster; bound = int8 weight bytes / 3.0 TB/s and copy = a device copy moving as many bytes (M <= 64).",
         "",
         "| model | layer | M | bf16 | vLLM gemm | vLLM q+gemm | ours gemm | ours q+gemm | ours fused | TOP/s | % peak "
-        "| vLLM/ours gemm | vLLM/ours q+gemm | vLLM/ours fused | ours/bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| vLLM/ours gemm | vLLM/ours q+gemm | vLLM/ours fused | ours/bound | copy | ours/copy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t, d = r["us"], r["derived"]
@@ -247,7 +258,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{_fmt(t.get('ours_prod_q_gemm'), '.1f')} | {_fmt(d['ours_tops'], '.0f')} | "
             f"{_fmt(d['ours_pct_peak'], '.0f')} | "
             f"{_fmt(d['vllm_over_ours_gemm'], '.2f')} | {_fmt(d['vllm_over_ours_q_gemm'], '.2f')} | "
-            f"{_fmt(d.get('vllm_over_ours_prod_q_gemm'), '.2f')} | {_fmt(d['ours_over_bound'], '.2f')} |")
+            f"{_fmt(d.get('vllm_over_ours_prod_q_gemm'), '.2f')} | {_fmt(d['ours_over_bound'], '.2f')} | "
+            f"{_fmt(t.get('copy'), '.1f')} | {_fmt(d.get('ours_over_copy'), '.2f')} |")
     sweep = [r for r in rows if any(key.startswith("cfg:") for key in r["us"])]
     if sweep:
         names = sorted({key for r in sweep for key in r["us"] if key.startswith("cfg:")})
@@ -295,6 +307,15 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__}
     configs = ops.gemm_configs()
     rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "gemm_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
+
+    def write() -> str:  # after every shape, so that a run cut short by its time limit still reports
+        (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        md = markdown(meta, rows)
+        (args.out / f"{stem}.md").write_text(md)
+        return md
+
     for model in args.models.split(","):
         for layer, (n, k) in MODELS[model].items():
             for m in map(int, args.ms.split(",")):
@@ -307,12 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{model} {layer:7s} M={m:5d}: ours {_fmt(res.get('ours_gemm'), '8.1f')} us "
                       f"({_fmt(d['ours_tops'], '6.0f')} TOP/s) vllm {_fmt(res.get('vllm_gemm'), '8.1f')} "
                       f"bf16 {_fmt(res.get('bf16'), '8.1f')}", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "gemm_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
-    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    md = markdown(meta, rows)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
+                write()
+    print(write())
     return 0
 
 

@@ -12,6 +12,7 @@
 #   VLLM_SQ_CUDA_ARCHS  arches to build (default 90a here: the H100; the package default is 80;89;90a)
 #   SUITE_TEST_FILTER   a pytest -k expression that narrows the GPU tests (default: all of them)
 #   GEMM_ARGS           extra arguments for benchmarks/gemm.py (e.g. "--sweep" to time every tile configuration)
+#   BENCH_CAP_S         time limit of the GEMM benchmark step (default 300; it writes its tables after each shape)
 #   VLLM_SQ_COMMIT      commit to stamp on results when the tree has no .git
 # Reusing a build: a successful build leaves $OUT/prebuilt/csrc-<hash of csrc/>.so.xz; carry that folder in as
 # .prebuilt/ (ignored by git) and the next call installs it instead of compiling, if csrc/ is unchanged.
@@ -125,16 +126,22 @@ fi
 
 # --- GEMM benchmark ------------------------------------------------------------------------------------------
 if step bench 90; then
+  # SM clock, power and temperature while it runs: the int8 peak assumes the boost clock
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader,nounits -lms 250 \
+    >"$LOGS/clocks.csv" 2>/dev/null &
+  smi=$!
   # shellcheck disable=SC2086
-  timeout "$(cap 300)" python3 -m benchmarks.gemm --out "$OUT" ${GEMM_ARGS:-} >"$LOGS/gemm.log" 2>&1
+  timeout "$(cap "${BENCH_CAP_S:-300}")" python3 -m benchmarks.gemm --out "$OUT" ${GEMM_ARGS:-} >"$LOGS/gemm.log" 2>&1
   note "gemm benchmark: rc=$? $(ls "$OUT"/gemm_*.md 2>/dev/null | head -1 | xargs -r basename)"
+  kill "$smi" 2>/dev/null
+  note "clocks during the benchmark (SM MHz, W, C): $(python3 -m benchmarks.clock_summary "$LOGS/clocks.csv" 2>&1 | tail -1)"
 fi
 
 # --- compute-sanitizer memcheck on a subset (no caching allocator, so out-of-bounds accesses are visible) ---
 if step sanitize 60; then
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$(cap 240)" compute-sanitizer --tool memcheck --error-exitcode 99 \
     python3 -m pytest -q -p no:cacheprovider tests/kernels \
-    -k "(scale_granularities and 33) or (every_tile and 33 and 5120) or (azp and 255) or (quant and (7-80 or 5-12))" \
+    -k "(scale_granularities and 33) or (every_tile and 33 and 5120) or (split_k and 33 and 5120) or (azp and 255) or (quant and (7-80 or 5-12))" \
     >"$LOGS/memcheck.log" 2>&1
   rc=$?
   note "memcheck: rc=$rc (99 = errors found, 124 = timeout) $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck.log" | tail -1) | $(tail -1 "$LOGS/memcheck.log")"

@@ -32,12 +32,14 @@ using cute::_4;
 using cute::_8;
 
 // A configuration: the CTA tile (M x N x K bytes), the cluster, kernel and epilogue schedules, the tile
-// scheduler (void: one CTA per tile), the mainloop stage count (0: as many as shared memory holds) and whether
-// the kernel computes out^T = b^T a^T (swap-AB: the weight rows fill the tile's M side).
+// scheduler (void: one CTA per tile), the mainloop stage count (0: as many as shared memory holds), whether
+// the kernel computes out^T = b^T a^T (swap-AB: the weight rows fill the tile's M side) and whether the stream-K
+// scheduler is forced into split-K (K cut into equal parts so that tiles x splits fill the SMs once).
 template <class Tile_, class Cluster_, class KernelSchedule_, class EpilogueSchedule_, class Scheduler_,
-          int Stages = 0, bool SwapAB = false>
+          int Stages = 0, bool SwapAB = false, bool SplitK = false>
 struct TileConfig {
   static constexpr bool kSwapAB = SwapAB;
+  static constexpr bool kSplitK = SplitK;
   static constexpr int kStages = Stages;
   using Tile = Tile_;
   using Cluster = Cluster_;
@@ -82,6 +84,20 @@ struct DecodeSwap32
 // wave. Also the asymmetric epilogue's M <= 64 configuration.
 struct DecodeSwap64
     : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
+
+// ---- swap-AB split-K: decode on narrow weights (o_proj, down_proj) ----------------------------------------------
+// With 128 weight rows per tile, N = 4096 gives only 32 tiles: one CTA per tile would leave 100 of 132 SMs idle
+// and the weight stream would run at a quarter of the memory bandwidth. Split-K cuts K into
+// s = min(SMs / tiles, K tiles / 4) parts (4 for 7B o/down), so ~128 CTAs each stream 128 rows x K/s of the
+// weight; the parts meet in an int32 workspace (order-free: integer sums are exact, so the result is
+// deterministic although the reduction order is not) and the last part runs the epilogue.
+// Experiments for the next sweep (not in the table).
+struct DecodeSwap16SplitK : TileConfig<Shape<_128, _16, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative,
+                                       StreamK, 0, true, true> {};
+struct DecodeSwap32SplitK : TileConfig<Shape<_128, _32, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative,
+                                       StreamK, 0, true, true> {};
+struct DecodeSwap64SplitK : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative,
+                                       StreamK, 0, true, true> {};
 
 // ---- M around 256 to 1024 --------------------------------------------------------------------------------------
 // Table: 128 < M <= 256 (except the one-wave small-N case); M <= 1024 when 128x256 tiles would leave most of a

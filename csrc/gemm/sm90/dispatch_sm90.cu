@@ -42,6 +42,7 @@ constexpr ConfigEntry entry(const char* name) {
 enum Config : int {
   kDecodeSwap16, kDecodeSwap32, kDecodeSwap64, kSmall, kMid, kLarge, kLargeTall,
   kDecodeN64c8, kDecodeN32x2, kDecodeN64x2, kDecodeN128x2, kMidPingpong,
+  kDecodeSwap16SplitK, kDecodeSwap32SplitK, kDecodeSwap64SplitK,
 };
 const ConfigEntry kConfigs[] = {
     entry<DecodeSwap16, false>("DecodeSwap16"), entry<DecodeSwap32, false>("DecodeSwap32"),
@@ -50,6 +51,9 @@ const ConfigEntry kConfigs[] = {
     entry<LargeTall, false>("LargeTall"),       entry<DecodeN64c8, false>("DecodeN64c8"),
     entry<DecodeN32x2, false>("DecodeN32x2"),   entry<DecodeN64x2, false>("DecodeN64x2"),
     entry<DecodeN128x2, false>("DecodeN128x2"), entry<MidPingpong, false>("MidPingpong"),
+    entry<DecodeSwap16SplitK, false>("DecodeSwap16SplitK"),
+    entry<DecodeSwap32SplitK, false>("DecodeSwap32SplitK"),
+    entry<DecodeSwap64SplitK, false>("DecodeSwap64SplitK"),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 

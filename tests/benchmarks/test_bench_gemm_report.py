@@ -1,0 +1,51 @@
+"""Derived numbers and the table of benchmarks/gemm.py, without a GPU."""
+
+import pytest
+
+from benchmarks import gemm
+
+
+def test_derived_ratios_and_copy_column():
+    m, n, k = 16, 4096, 4096
+    res = {"ours_gemm": 10.0, "vllm_gemm": 11.0, "copy": 8.0}
+    d = gemm.derived(m, n, k, res)
+    assert d["ours_tops"] == pytest.approx(2 * m * n * k / 10.0 / 1e6)
+    assert d["vllm_over_ours_gemm"] == pytest.approx(1.1)
+    assert d["ours_over_copy"] == pytest.approx(10.0 / 8.0)
+    assert d["copy_tbps"] == pytest.approx(n * k / 8.0 / 1e6)  # bytes per microsecond = TB/s
+    assert d["ours_over_bound"] == pytest.approx(10.0 / (n * k / gemm.COPY_BW * 1e6))
+    assert d["vllm_over_ours_q_gemm"] is None  # a missing variant gives None, not an error
+
+
+def test_prefill_rows_have_no_bound_and_the_table_marks_missing_values():
+    d = gemm.derived(1024, 4096, 4096, {"ours_gemm": 30.0})
+    assert d["ours_over_bound"] is None and d["ours_over_copy"] is None
+    meta = {"gpu": "GPU", "date": "2026-11-23T00:00:00Z", "commit": "abc", "vllm": "unavailable", "replays": 5}
+    rows = [{"model": "7b", "layer": "o", "m": 1024, "n": 4096, "k": 4096,
+             "us": {"ours_gemm": 30.0, "cfg:Large": 30.0, "cfg:Mid": 31.0}, "derived": d}]
+    md = gemm.markdown(meta, rows)
+    header, sep, row = md.splitlines()[4:7]
+    assert header.count("|") == sep.count("|") == row.count("|")
+    assert "| copy | ours/copy |" in header and row.endswith("| - | - |")
+    assert md.splitlines()[-1].endswith("| Large |")  # the sweep table names the fastest configuration
+
+
+def test_llama3_shapes_are_grouped_query():
+    shapes = gemm.MODELS["llama3-8b"]
+    assert shapes["qkv"] == (4096 + 2 * 1024, 4096) and shapes["down"] == (4096, 14336)
+    assert all(n % 16 == 0 and k % 16 == 0 for n, k in shapes.values())
+
+
+def test_clock_summary_ignores_idle_and_unreadable_samples():
+    from benchmarks.clock_summary import summarize
+
+    log = ("2026/11/23 10:00:00.000, 1980, 70.5, 30\n"      # idle: below 200 W, ignored
+           "2026/11/23 10:00:00.250, 1755, 690.1, 61\n"
+           "2026/11/23 10:00:00.500, [N/A], [N/A], [N/A]\n"
+           "2026/11/23 10:00:00.750, 1605, 700.0, 64\n"
+           "2026/11/23 10:00:01.000, 1830, 650.0, 63\n")
+    s = summarize(log)
+    assert s["samples"] == 3 and s["sm_mhz_median"] == 1755 and s["sm_mhz_min"] == 1605
+    assert s["power_w_max"] == 700.0 and s["temp_c_max"] == 64
+    with pytest.raises(ValueError, match="no clock samples"):
+        summarize("garbage\n")
