@@ -1,7 +1,8 @@
 """INT8 GEMM benchmark on Llama-2 7B/13B layer shapes: torch bf16, vLLM's CUTLASS int8 path and ours, one run.
 
 Every variant is timed under CUDA-graph replay (launch gaps removed), over enough copies of its inputs and
-weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many replays. Variants:
+weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many replays; the variants of one
+shape are replayed in turns, so that clock drift during the run affects them alike. Variants:
 
   bf16          torch.mm in bf16 (cuBLAS)
   vllm_gemm     vllm._custom_ops.cutlass_scaled_mm on pre-quantized int8 inputs
@@ -58,8 +59,8 @@ def _vllm_ops():
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def time_graph(make_call, n_copies: int, replays: int) -> float:
-    """Median microseconds of one call: `make_call(i)` returns a closure over input copy i."""
+def capture_graph(make_call, n_copies: int) -> tuple[torch.cuda.CUDAGraph, int]:
+    """A CUDA graph of calls over the input copies (`make_call(i)` returns a closure over copy i), warmed up."""
     calls_per_graph = max(n_copies, 4)
     calls = [make_call(i % n_copies) for i in range(calls_per_graph)]
     stream = torch.cuda.Stream()
@@ -75,16 +76,22 @@ def time_graph(make_call, n_copies: int, replays: int) -> float:
             c()
     graph.replay()
     torch.cuda.synchronize()
-    times = []
+    return graph, calls_per_graph
+
+
+def time_interleaved(graphs: dict[str, tuple[torch.cuda.CUDAGraph, int]], replays: int) -> dict[str, float]:
+    """Median microseconds per call of each graph, replayed in turns (A B C A B C ...), so that a drift of the
+    SM clock during the run (power, temperature) weighs on every variant alike instead of on whichever ran last."""
+    times: dict[str, list[float]] = {name: [] for name in graphs}
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for _ in range(replays):
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / calls_per_graph)
-    del graph
-    return statistics.median(times)
+        for name, (graph, calls) in graphs.items():
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            times[name].append(start.elapsed_time(end) * 1e3 / calls)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def copies_for(bytes_per_call: int) -> int:
@@ -122,14 +129,16 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
     from vllm_sq import ops
 
     m, n, k = s.m, s.n, s.k
-    res: dict[str, float] = {}
+    graphs: dict[str, tuple[torch.cuda.CUDAGraph, int]] = {}
+    keep = []  # the captured graphs read these inputs
     norm_w = (torch.rand(k, device="cuda") + 0.5).to(torch.bfloat16)
 
     def run(name: str, bytes_per_call: int, build) -> None:
         n_copies = copies_for(bytes_per_call)
         try:
             sets = [build() for _ in range(n_copies)]
-            res[name] = time_graph(lambda i: (lambda: sets[i][0](*sets[i][1:])), n_copies, replays)
+            graphs[name] = capture_graph(lambda i: (lambda: sets[i][0](*sets[i][1:])), n_copies)
+            keep.append(sets)
         except Exception as exc:  # one failing variant must not cost the rest of the run
             print(f"  {name} m={m} n={n} k={k} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             torch.cuda.synchronize()
@@ -204,6 +213,8 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
 
     for i, name in enumerate(configs):
         run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
+    res = time_interleaved(graphs, replays)
+    del graphs, keep
     torch.cuda.empty_cache()
     return res
 
@@ -242,7 +253,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         f"# INT8 GEMM: {meta['gpu']}, {meta['date']}, commit {meta['commit']}",
         "",
         f"vLLM: {meta['vllm']}. Microseconds per call, CUDA-graph replay, inputs rotated beyond L2, median of "
-        f"{meta['replays']} replays. TOP/s and % of the {INT8_PEAK_TOPS:.0f} TOP/s int8 peak are for our GEMM "
+        f"{meta['replays']} interleaved replays. TOP/s and % of the {INT8_PEAK_TOPS:.0f} TOP/s int8 peak are for our GEMM "
         "alone; vLLM/ours > 1 means ours is faster; bound = int8 weight bytes / 3.0 TB/s and copy = a device copy moving as many bytes (M <= 64).",
         "",
         "| model | layer | M | bf16 | vLLM gemm | vLLM q+gemm | ours gemm | ours q+gemm | ours fused | TOP/s | % peak "

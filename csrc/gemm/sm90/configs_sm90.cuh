@@ -57,14 +57,16 @@ using StreamK = cutlass::gemm::StreamKScheduler;
 using Persistent = cutlass::gemm::PersistentScheduler;
 
 // ---- decode: M <= 64 -----------------------------------------------------------------------------------------
-// Table: M <= 64, N <= 8192 (o_proj, down_proj). 64 x 32 x 256, 4 stages (96 KB: two CTAs per SM), 1x4 clusters
-// multicast the activation tile; N/32 CTAs (128 for N = 4096).
+// Not in the table since run 5 (DecodeN64c8 is 7-13% faster on the same shapes); kept for the sweep.
+// 64 x 32 x 256, 4 stages (96 KB: two CTAs per SM), 1x4 clusters; N/32 CTAs (128 for N = 4096).
 struct DecodeN32x2 : TileConfig<Shape<_64, _32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 4> {};
-// Experiment for the next sweep (not in the table): 64 x 64 x 256 with all stages and 1x8 clusters, the shape
-// vLLM's int8 kernel uses for small N at M <= 32 (10.5 us on 7B o_proj vs DecodeN32x2's 11.4 in run 4), to tell
-// the tile from the cluster effect. (A 64 x 32 variant with all 9 stages was slower than DecodeN32x2 on every
-// swept shape in run 4 and was removed.)
+// Table: M <= 64, N <= 8192 (o_proj, down_proj, Llama-3 qkv). 64 x 64 x 256 with all stages and 1x8 clusters
+// (the activation tile multicast to 8 CTAs), the tile vLLM's int8 kernel uses for small N at M <= 32. Run 5:
+// 10.0-10.2 us on 7B o_proj at M <= 64 against DecodeN32x2's 10.9-11.7, level with vLLM on every small-N shape.
 struct DecodeN64c8 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _8, _1>, WarpSpecialized, EpiTma, void> {};
+// Experiment for the next sweep (not in the table): the same tile without clusters, vLLM's choice for
+// 32 < M <= 64, where run 5 had DecodeN64c8 2-4% behind vLLM on 7B/13B o_proj.
+struct DecodeN64c1 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>, WarpSpecialized, EpiTma, void> {};
 // Table: M <= 64, 8192 < N (qkv; gate_up up to M = 32). 64 x 64 x 256, 3 stages (two CTAs per SM).
 struct DecodeN64x2 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 3> {};
 // Table: 64 < M <= 128 with 8192 < N <= 16384 (qkv). 64 x 128 x 128, 4 stages (two CTAs per SM).
@@ -72,6 +74,10 @@ struct DecodeN128x2 : TileConfig<Shape<_64, _128, _128>, Shape<_1, _2, _1>, Warp
 // Table: 32 < M <= 64 with N > 16384 (gate_up). 64 x 128 x 128 ping-pong (two consumer warpgroups alternate
 // tiles, one's epilogue overlapping the other's MMA), persistent, 1x2 clusters.
 struct Small : TileConfig<Shape<_64, _128, _128>, Shape<_1, _2, _1>, Pingpong, EpiTma, Persistent> {};
+// Experiment for the next sweep (not in the table): the same ping-pong tile with 2x1 clusters, vLLM's choice for
+// 64 < M <= 128: the two 64-row halves of M share (multicast) each weight tile, so the weight crosses L2 once.
+// Run 5 had vLLM 3-6% ahead at M = 128 on qkv/gate_up.
+struct SmallM2 : TileConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>, Pingpong, EpiTma, Persistent> {};
 
 // ---- swap-AB with stream-K: 64 < M <= 256 ----------------------------------------------------------------------
 // Weight rows x tokens x K. Not in the table (kept for the sweep).

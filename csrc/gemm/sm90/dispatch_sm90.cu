@@ -42,7 +42,7 @@ constexpr ConfigEntry entry(const char* name) {
 enum Config : int {
   kDecodeSwap16, kDecodeSwap32, kDecodeSwap64, kSmall, kMid, kLarge, kLargeTall,
   kDecodeN64c8, kDecodeN32x2, kDecodeN64x2, kDecodeN128x2, kMidPingpong,
-  kDecodeSwap16SplitK, kDecodeSwap32SplitK, kDecodeSwap64SplitK,
+  kDecodeSwap16SplitK, kDecodeSwap32SplitK, kDecodeSwap64SplitK, kDecodeN64c1, kSmallM2,
 };
 const ConfigEntry kConfigs[] = {
     entry<DecodeSwap16, false>("DecodeSwap16"), entry<DecodeSwap32, false>("DecodeSwap32"),
@@ -54,6 +54,7 @@ const ConfigEntry kConfigs[] = {
     entry<DecodeSwap16SplitK, false>("DecodeSwap16SplitK"),
     entry<DecodeSwap32SplitK, false>("DecodeSwap32SplitK"),
     entry<DecodeSwap64SplitK, false>("DecodeSwap64SplitK"),
+    entry<DecodeN64c1, false>("DecodeN64c1"),   entry<SmallM2, false>("SmallM2"),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 
@@ -65,8 +66,8 @@ double wave_fill(int64_t tiles, int sms) {
   return slots > 0 ? static_cast<double>(tiles) / static_cast<double>(slots) : 1.0;
 }
 
-// From the tile sweep of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
-// configuration on the Llama-2 7B and 13B shapes, M = 1..1024). Three weight widths behave differently at
+// From the tile sweeps of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
+// configuration on the Llama-2 7B and 13B shapes, M = 1..1024) and run 5 (..._sweep5.md: also Llama-3-8B). Three weight widths behave differently at
 // decode sizes: small N (o_proj, down_proj: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where
 // the best choice depended on whether the tiles fill one wave of SMs (N = 4096 vs 5120), the rule says so.
 int pick_config(const ScaledMmParams& p, bool azp) {
@@ -76,8 +77,8 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
-  if (p.m <= 32) return small_n ? kDecodeN32x2 : kDecodeN64x2;
-  if (p.m <= 64) return small_n ? kDecodeN32x2 : (large_n ? kSmall : kDecodeN64x2);
+  if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
+  if (p.m <= 64) return small_n ? kDecodeN64c8 : (large_n ? kSmall : kDecodeN64x2);
   if (p.m <= 128) {
     if (small_n) return ceil_div(p.m, 32) * ceil_div(p.n, 128) <= sms ? kDecodeSwap32 : kDecodeSwap64;
     return large_n ? kDecodeSwap64 : kDecodeN128x2;
