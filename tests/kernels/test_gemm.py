@@ -87,7 +87,7 @@ def test_int8_scaled_mm_accepts_flat_scales():
 
 
 @pytest.mark.parametrize("m", [1, 40, 100, 200, 700, 2000])
-@pytest.mark.parametrize("n", [4096, 5120, 12288, 22016])
+@pytest.mark.parametrize("n", [4096, 5120, 6144, 12288, 22016])
 def test_dispatch_table_regimes(m, n):
     """Every branch of the dispatch table (M buckets x small/mid/large N, one-wave rules) on the default path."""
     from vllm_sq.ops import int8_scaled_mm
@@ -125,31 +125,6 @@ def test_every_tile_configuration(m, n, k, out_dtype):
             _assert_close(out, ref, out_dtype)
         except AssertionError as exc:
             raise AssertionError(f"configuration {name}: {exc}") from exc
-
-
-@pytest.mark.parametrize("m", [1, 7, 33, 64, 100])
-@pytest.mark.parametrize("n,k", [(4096, 4096), (5120, 4112), (272, 11008)])
-@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
-def test_split_k_configurations(m, n, k, out_dtype):
-    """The split-K tiles on K deep enough to split (ragged last K tile, partial N tiles): correct, and the
-    unordered int32 reduction gives the same bits on every run."""
-    from vllm_sq.ops import gemm_configs, int8_scaled_mm
-
-    split = [(i, name) for i, name in enumerate(gemm_configs()) if name.endswith("SplitK")]
-    assert split, "no split-K configurations in the table of this GPU"
-    gen = torch.Generator("cuda").manual_seed(m * 5 + n + k)
-    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
-    ref = _reference(a, w, sa, sb, bias)
-    for config, name in split:
-        outs = []
-        for _ in range(3):
-            poison_allocator()
-            outs.append(int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config))
-        try:
-            _assert_close(outs[0], ref, out_dtype)
-        except AssertionError as exc:
-            raise AssertionError(f"configuration {name}: {exc}") from exc
-        assert all(torch.equal(outs[0], o) for o in outs[1:]), f"configuration {name}: runs differ"
 
 
 @pytest.mark.parametrize("m", [1, 16, 64, 255, 1024])

@@ -40,21 +40,14 @@ constexpr ConfigEntry entry(const char* name) {
 // Index = the `config` number accepted by int8_scaled_mm's forcing hook (benchmarks/gemm.py, tests). The
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {
-  kDecodeSwap16, kDecodeSwap32, kDecodeSwap64, kSmall, kMid, kLarge, kLargeTall,
-  kDecodeN64c8, kDecodeN32x2, kDecodeN64x2, kDecodeN128x2, kMidPingpong,
-  kDecodeSwap16SplitK, kDecodeSwap32SplitK, kDecodeSwap64SplitK, kDecodeN64c1, kSmallM2,
+  kDecodeN64c8, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong, kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
-    entry<DecodeSwap16, false>("DecodeSwap16"), entry<DecodeSwap32, false>("DecodeSwap32"),
-    entry<DecodeSwap64, true>("DecodeSwap64"),  entry<Small, false>("Small"),
-    entry<Mid, true>("Mid"),                    entry<Large, true>("Large"),
-    entry<LargeTall, false>("LargeTall"),       entry<DecodeN64c8, false>("DecodeN64c8"),
-    entry<DecodeN32x2, false>("DecodeN32x2"),   entry<DecodeN64x2, false>("DecodeN64x2"),
-    entry<DecodeN128x2, false>("DecodeN128x2"), entry<MidPingpong, false>("MidPingpong"),
-    entry<DecodeSwap16SplitK, false>("DecodeSwap16SplitK"),
-    entry<DecodeSwap32SplitK, false>("DecodeSwap32SplitK"),
-    entry<DecodeSwap64SplitK, false>("DecodeSwap64SplitK"),
-    entry<DecodeN64c1, false>("DecodeN64c1"),   entry<SmallM2, false>("SmallM2"),
+    entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
+    entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
+    entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
+    entry<MidPingpong, false>("MidPingpong"),   entry<Mid, true>("Mid"),
+    entry<Large, true>("Large"),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 
@@ -67,9 +60,10 @@ double wave_fill(int64_t tiles, int sms) {
 }
 
 // From the tile sweeps of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
-// configuration on the Llama-2 7B and 13B shapes, M = 1..1024) and run 5 (..._sweep5.md: also Llama-3-8B). Three weight widths behave differently at
-// decode sizes: small N (o_proj, down_proj: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where
-// the best choice depended on whether the tiles fill one wave of SMs (N = 4096 vs 5120), the rule says so.
+// configuration on the Llama-2 7B and 13B shapes, M = 1..1024) and run 5 (..._sweep5.md and ..._sweep5b.md: also
+// Llama-3-8B, and M = 48/128). Three weight widths behave differently at decode sizes: small N (o_proj,
+// down_proj, Llama-3 qkv: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where the best choice
+// depended on whether the CTAs fill one wave of SMs, the rule says so.
 int pick_config(const ScaledMmParams& p, bool azp) {
   if (azp) {  // asymmetric activations: rare, three configurations cover the regimes
     return p.m <= 64 ? kDecodeSwap64 : (p.m <= 1024 ? kMid : kLarge);
@@ -78,10 +72,14 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
-  if (p.m <= 64) return small_n ? kDecodeN64c8 : (large_n ? kSmall : kDecodeN64x2);
+  if (p.m <= 64) {
+    // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
+    if (small_n) return p.n <= 5120 ? kDecodeN64c1 : kDecodeN64c8;
+    return large_n ? kSmall : kDecodeN64x2;
+  }
   if (p.m <= 128) {
-    if (small_n) return ceil_div(p.m, 32) * ceil_div(p.n, 128) <= sms ? kDecodeSwap32 : kDecodeSwap64;
-    return large_n ? kDecodeSwap64 : kDecodeN128x2;
+    // one wave of 64x64 tiles (N = 4096: 128 CTAs) beats everything; past one wave, the 2x1-cluster ping-pong
+    return ceil_div(p.m, 64) * ceil_div(p.n, 64) <= sms ? kDecodeN64c1 : kSmallM2;
   }
   if (p.m <= 256) {
     return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64 : kMidPingpong;

@@ -14,7 +14,6 @@
 // vector becomes a per-column one).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -166,22 +165,7 @@ struct Int8Gemm {
         {op_a, stride_a, op_b, stride_b},
         {Epi::args(p), nullptr, StrideC{}, static_cast<Out*>(p.out), stride_d},
         hw};
-    if constexpr (Cfg::kSplitK) {
-      using SchedulerParams = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90StreamKParams;
-      args.scheduler.splits = split_count(rows, cols, p.k, p.sm_count);
-      args.scheduler.decomposition_mode = SchedulerParams::DecompositionMode::SplitK;
-      // int32 partial sums: any reduction order gives the same bits, so the unordered (faster) mode is exact
-      args.scheduler.reduction_mode = SchedulerParams::ReductionMode::Nondeterministic;
-    }
     return args;
-  }
-
-  // Split-K parts: enough that tiles x parts fill the SMs once, each part at least 4 K tiles deep.
-  static int split_count(int rows, int cols, int k, int sm_count) {
-    const int tiles = ((rows + size<0>(Tile{}) - 1) / size<0>(Tile{})) * ((cols + size<1>(Tile{}) - 1) / size<1>(Tile{}));
-    const int k_tiles = (k + size<2>(Tile{}) - 1) / size<2>(Tile{});
-    const int by_sms = tiles > 0 ? sm_count / tiles : 1;
-    return std::max(1, std::min(by_sms, k_tiles / 4));
   }
 
   static const char* plan(const ScaledMmParams& p, GemmPlan* out) {

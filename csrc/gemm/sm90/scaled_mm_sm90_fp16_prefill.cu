@@ -1,7 +1,6 @@
-// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::half_t, symmetric, M > 64.
+// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::half_t, symmetric, the 128-row tiles (M > 256, and the asymmetric-path Mid).
 // One file per (output dtype, config group) so the build compiles them in parallel.
 #include "gemm/sm90/scaled_mm_sm90.cuh"
 
 VLLM_SQ_SM90_INSTANTIATE(Mid, cutlass::half_t, false)
 VLLM_SQ_SM90_INSTANTIATE(Large, cutlass::half_t, false)
-VLLM_SQ_SM90_INSTANTIATE(LargeTall, cutlass::half_t, false)

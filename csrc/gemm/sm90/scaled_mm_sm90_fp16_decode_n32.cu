@@ -1,7 +1,0 @@
-// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::half_t, symmetric, the 64 x 64 x 256 and 64 x 32 x 256 decode tiles.
-// One file per (output dtype, config group) so the build compiles them in parallel.
-#include "gemm/sm90/scaled_mm_sm90.cuh"
-
-VLLM_SQ_SM90_INSTANTIATE(DecodeN64c8, cutlass::half_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeN32x2, cutlass::half_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeN64c1, cutlass::half_t, false)
