@@ -90,15 +90,18 @@ if step build 120; then
     note "build: reused .prebuilt/$(basename "$pre") (csrc hash $hash), package installed in $(( $(date +%s) - start )) s"
   else
     ls .prebuilt/*.xz >/dev/null 2>&1 && note "build: .prebuilt/ holds builds of other sources ($(ls .prebuilt)), not $hash: rebuilding"
+    # One build folder per source hash: a warm machine keeps build/ between calls, and the copied sources may carry
+    # older mtimes than the objects there, so ninja would see "no work to do" and install the previous sources' build.
+    bdir=build/src-$hash
     build() {
       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$(cap 480)" \
-        python3 -m pip install --no-build-isolation --no-deps -v .
+        python3 -m pip install --no-build-isolation --no-deps -v -C build-dir="$bdir" .
     }
     if build >"$LOGS/build.log" 2>&1 || {
          grep -q "provided by \"Torch\"\|TorchConfig\|Caffe2" "$LOGS/build.log" &&
          echo "== retrying with VLLM_SQ_TORCH_FROM_PYTHON=1" >>"$LOGS/build.log" &&
          VLLM_SQ_TORCH_FROM_PYTHON=1 build >>"$LOGS/build.log" 2>&1; }; then
-      so=$(find build -name '_C*.so' | head -1)
+      so=$(find "$bdir" -name '_C*.so' | head -1)
       install_so "$so"
       # xz: the device tool returns files of at most 16 MiB
       mkdir -p "$OUT/prebuilt" && xz -T0 -c "$so" >"$OUT/prebuilt/csrc-$hash.so.xz"

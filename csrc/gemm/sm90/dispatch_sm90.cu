@@ -86,9 +86,6 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   }
   // 128x256 tiles unless they leave most of a last wave idle (13B o/down at M = 1024: 160 tiles on 132 SMs).
   if (p.m <= 1024 && wave_fill(ceil_div(p.m, 128) * ceil_div(p.n, 256), sms) < 0.75) return kMidPingpong;
-  // Long prefills on small N with short K (o_proj at M = 16384) run at the 700 W power limit; there the 128x128
-  // ping-pong was 4-6% faster than the 128x256 tile (run 5, ..._run5d.md), as for vLLM's kernel.
-  if (p.m > 4096 && small_n && p.k <= 8192) return kMidPingpong;
   return kLarge;
 }
 
