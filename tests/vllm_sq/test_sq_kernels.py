@@ -215,3 +215,97 @@ def test_cpu_int8_experts_match_simulated_reference() -> None:
             ref[t] += topk_weights[t, j].double() * (fq(a) @ (w2[e].double() * s2[e].double()).t())[0]
     got = _experts_reference(x, w13, s13, w2, s2, topk_weights, topk_ids, expert_map=None)
     assert ((got.double() - ref).abs().max() / ref.abs().max()).item() < 1e-4
+
+
+# --- the CUDA kernel classes' glue, on CPU: reference ops stand in for the CUDA ones -------------------------------
+# The stand-ins run the real argument checks of vllm_sq.ops (pure shape/dtype logic), so a wrong scale layout, a
+# missing zero point or a row-major weight fails here as it would on the GPU; their arithmetic is float64.
+
+def _ref_mm(a, b, sa, sb, bias, out_dtype, azp=None, azp_adj=None):
+    acc = a.double() @ b.double()
+    if azp is not None:
+        acc = acc - azp.double().reshape(-1, 1) * azp_adj.double().reshape(1, -1)
+    y = acc * sa.double().reshape(-1, 1) * sb.double().reshape(1, -1)
+    return (y + bias.double() if bias is not None else y).to(out_dtype)
+
+
+def _fake_ours(monkeypatch) -> None:
+    from vllm_sq import ops
+    from vllm_sq.ops import _checks
+
+    def per_token_quant(x, symmetric=True):
+        _checks.activation(x, "x")
+        q, s, z = quantize_activation(x, dynamic=True, per_token=True, symmetric=symmetric)
+        return q, s, None if z is None else z.reshape(-1)
+
+    def static_quant(x, scale):
+        _checks.activation(x, "x")
+        _checks.static_scale(scale)
+        return quantize_activation(x, dynamic=False, per_token=False, symmetric=True, input_scale=scale)[0]
+
+    def int8_scaled_mm(a, b, sa, sb, bias=None, out_dtype=torch.bfloat16):
+        _checks.scaled_mm_args(a, b, sa, sb, bias, out_dtype)
+        return _ref_mm(a, b, sa, sb, bias, out_dtype)
+
+    def int8_scaled_mm_azp(a, b, sa, sb, azp_adj, azp, bias=None, out_dtype=torch.bfloat16):
+        _checks.scaled_mm_args(a, b, sa, sb, bias, out_dtype)
+        _checks.azp_args(a, b, sa, azp_adj, azp)
+        return _ref_mm(a, b, sa, sb, bias, out_dtype, azp, azp_adj)
+
+    for name, fn in (("per_token_quant", per_token_quant), ("static_quant", static_quant),
+                     ("int8_scaled_mm", int8_scaled_mm), ("int8_scaled_mm_azp", int8_scaled_mm_azp)):
+        monkeypatch.setattr(ops, name, fn)
+
+
+def _fake_vllm(monkeypatch) -> None:
+    from vllm import _custom_ops as vops
+    from vllm_sq.ops import _checks
+
+    def scaled_int8_quant(x, scale=None, azp=None, symmetric=True):
+        assert symmetric and azp is None, "the plugin quantizes asymmetric activations itself"
+        if scale is None:
+            return quantize_activation(x, dynamic=True, per_token=True, symmetric=True)
+        assert scale.numel() == 1 and scale.dtype == torch.float32
+        q = quantize_activation(x, dynamic=False, per_token=False, symmetric=True, input_scale=scale)[0]
+        return q, scale, None
+
+    def cutlass_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias=None):
+        _checks.scaled_mm_args(a, b, scale_a.reshape(-1), scale_b.reshape(-1), bias, out_dtype)
+        return _ref_mm(a, b, scale_a, scale_b, bias, out_dtype)
+
+    def cutlass_scaled_mm_azp(a, b, scale_a, scale_b, out_dtype, azp_adj, azp=None, bias=None):
+        _checks.scaled_mm_args(a, b, scale_a.reshape(-1), scale_b.reshape(-1), bias, out_dtype)
+        assert azp_adj.shape == (1, b.shape[1]) and azp is not None and azp.numel() == a.shape[0]
+        return _ref_mm(a, b, scale_a, scale_b, bias, out_dtype, azp, azp_adj)
+
+    for name, fn in (("scaled_int8_quant", scaled_int8_quant), ("cutlass_scaled_mm", cutlass_scaled_mm),
+                     ("cutlass_scaled_mm_azp", cutlass_scaled_mm_azp)):
+        monkeypatch.setattr(vops, name, fn)
+
+
+@pytest.mark.parametrize("backend", ["vllm_sq", "vllm"])
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("traced", [False, True])
+def test_cuda_kernel_glue_on_reference_ops(monkeypatch, backend: str, mode: str, traced: bool) -> None:
+    """Each activation mode reaches the right quantizer and GEMM with the layouts they require, in eager mode and
+    while torch.compile traces (torch-op quantization), for this project's kernels and vLLM's."""
+    from vllm_sq.kernels.cuda import VllmCutlassInt8Kernel, VllmSqCutlassKernel
+
+    if backend == "vllm_sq":
+        _fake_ours(monkeypatch)
+        kernel_cls = VllmSqCutlassKernel
+    else:
+        _fake_vllm(monkeypatch)
+        kernel_cls = VllmCutlassInt8Kernel
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: traced)
+    n, k = 48, 64
+    layer = _layer(n, k, per_channel=True, static=mode == "static")
+    w, ws = layer.weight.data.clone(), layer.weight_scale.data.clone()
+    bias = (torch.randn(n) * 0.1).to(torch.bfloat16)
+    kernel = kernel_cls(_spec(mode, n, k, torch.bfloat16))
+    kernel.process_weights(layer)
+    x = _activation(k=k).to(torch.bfloat16).reshape(7, 1, k)
+    y = kernel.apply(layer, x, bias)
+    assert y.shape == (7, 1, n) and y.dtype == torch.bfloat16
+    ref = _exact(x.reshape(7, k).float(), w, ws, bias.float(), mode, torch.tensor([0.08]))
+    assert ((y.reshape(7, n).double() - ref).abs().max() / ref.abs().max()).item() < 1e-2
