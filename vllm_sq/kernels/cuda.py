@@ -8,12 +8,15 @@ into the norm / SiLU-and-mul kernel that produces the activation; in eager mode 
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 
 from vllm_sq.kernels.base import Int8Kernel, Int8LinearSpec, replace_param
 from vllm_sq.kernels.quant_torch import dynamic_per_tensor_scale, quantize_activation
 
 MIN_CAPABILITY = 75
+QuantizedActivation = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # (x_q, scales, zero points)
 
 
 def _cuda_check(spec: Int8LinearSpec) -> tuple[bool, str]:
@@ -33,7 +36,7 @@ def _cuda_check(spec: Int8LinearSpec) -> tuple[bool, str]:
 
 def _traced_quant(
     x: torch.Tensor, spec: Int8LinearSpec, input_scale: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+) -> QuantizedActivation | None:
     """Torch-op quantization while torch.compile traces (fusable by Inductor); None in eager mode."""
     if not torch.compiler.is_compiling():
         return None
@@ -43,7 +46,28 @@ def _traced_quant(
     )
 
 
-class VllmSqCutlassKernel(Int8Kernel):
+class _CutlassInt8Kernel(Int8Kernel):
+    """Shared apply(): quantize the activation (torch ops while tracing, the backend's op otherwise), then the
+    backend's GEMM with the dequantization fused. Subclasses supply `quantize` and `matmul`."""
+
+    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).contiguous()
+        quantized = _traced_quant(x2, self.spec, layer.input_scale)
+        x_q, x_s, azp = quantized if quantized is not None else self.quantize(layer, x2)
+        return self.matmul(layer, x_q, x_s, azp, bias, x.dtype).reshape(*shape[:-1], -1)
+
+    @abstractmethod
+    def quantize(self, layer: torch.nn.Module, x: torch.Tensor) -> QuantizedActivation:
+        """(x_q int8 [M, K], scales, zero points or None) in eager mode."""
+
+    @abstractmethod
+    def matmul(self, layer: torch.nn.Module, x_q: torch.Tensor, x_s: torch.Tensor, azp: torch.Tensor | None,
+               bias: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        """The int8 GEMM with per-token x per-channel dequantization (and zero-point correction) and bias."""
+
+
+class VllmSqCutlassKernel(_CutlassInt8Kernel):
     """This project's CUTLASS kernels (csrc/, torch ops `vllm_sq::*`)."""
 
     name = "vllm_sq-cutlass (this project's CUTLASS ops)"
@@ -68,39 +92,31 @@ class VllmSqCutlassKernel(Int8Kernel):
         if layer.input_scale is not None:
             replace_param(layer, "input_scale", layer.input_scale.data.float().reshape(1).contiguous())
 
-    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def quantize(self, layer: torch.nn.Module, x: torch.Tensor) -> QuantizedActivation:
         from vllm_sq import ops
 
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).contiguous()
         spec = self.spec
+        if not spec.activation_symmetric:
+            return ops.per_token_quant(x, symmetric=False)
+        if not spec.activation_dynamic:
+            return ops.static_quant(x, layer.input_scale), layer.input_scale, None
+        if spec.activation_per_token:
+            return ops.per_token_quant(x, symmetric=True)
+        scale = dynamic_per_tensor_scale(x)
+        return ops.static_quant(x, scale), scale, None
+
+    def matmul(self, layer: torch.nn.Module, x_q: torch.Tensor, x_s: torch.Tensor, azp: torch.Tensor | None,
+               bias: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        from vllm_sq import ops
+
         w_t = layer.weight.t()
-        traced = _traced_quant(x2, spec, layer.input_scale)
-        if traced is not None:
-            x_q, x_s, azp = traced
-            if azp is not None:
-                out = ops.int8_scaled_mm_azp(
-                    x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp.reshape(-1), bias, x.dtype
-                )
-            else:
-                out = ops.int8_scaled_mm(x_q, w_t, x_s, layer.weight_scale, bias, x.dtype)
-        elif not spec.activation_symmetric:
-            x_q, x_s, azp = ops.per_token_quant(x2, symmetric=False)
-            out = ops.int8_scaled_mm_azp(x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp, bias, x.dtype)
-        else:
-            if not spec.activation_dynamic:
-                x_s = layer.input_scale
-                x_q = ops.static_quant(x2, x_s)
-            elif spec.activation_per_token:
-                x_q, x_s, _ = ops.per_token_quant(x2, symmetric=True)
-            else:
-                x_s = dynamic_per_tensor_scale(x2)
-                x_q = ops.static_quant(x2, x_s)
-            out = ops.int8_scaled_mm(x_q, w_t, x_s.reshape(-1, 1), layer.weight_scale, bias, x.dtype)
-        return out.reshape(*shape[:-1], -1)
+        if azp is not None:
+            return ops.int8_scaled_mm_azp(x_q, w_t, x_s, layer.weight_scale, layer.azp_adj, azp.reshape(-1), bias,
+                                          out_dtype)
+        return ops.int8_scaled_mm(x_q, w_t, x_s, layer.weight_scale, bias, out_dtype)
 
 
-class VllmCutlassInt8Kernel(Int8Kernel):
+class VllmCutlassInt8Kernel(_CutlassInt8Kernel):
     """vLLM's `scaled_int8_quant` + `cutlass_scaled_mm` / `cutlass_scaled_mm_azp`."""
 
     name = "vllm-cutlass (vLLM's cutlass_scaled_mm int8)"
@@ -127,41 +143,29 @@ class VllmCutlassInt8Kernel(Int8Kernel):
         if layer.input_scale is not None:
             replace_param(layer, "input_scale", layer.input_scale.data.float().reshape(()).contiguous())
 
-    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def quantize(self, layer: torch.nn.Module, x: torch.Tensor) -> QuantizedActivation:
         from vllm import _custom_ops as ops
 
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).contiguous()
         spec = self.spec
-        w_t = layer.weight.t()
-        traced = _traced_quant(x2, spec, layer.input_scale)
-        if traced is not None:
-            x_q, x_s, azp = traced
-            if azp is not None:
-                out = ops.cutlass_scaled_mm_azp(
-                    x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,
-                    azp_adj=layer.azp_adj, azp=azp, bias=bias,
-                )
-            else:
-                out = ops.cutlass_scaled_mm(
-                    x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype, bias=bias
-                )
-        elif not spec.activation_symmetric:
+        if not spec.activation_symmetric:
             # vLLM's azp quant uses the bare row min/max; the format's range includes 0 (quant_torch).
-            x_q, x_s, azp = quantize_activation(x2, dynamic=True, per_token=True, symmetric=False)
-            out = ops.cutlass_scaled_mm_azp(
-                x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype,
-                azp_adj=layer.azp_adj, azp=azp, bias=bias,
-            )
+            return quantize_activation(x, dynamic=True, per_token=True, symmetric=False)
+        if not spec.activation_dynamic:
+            scale = layer.input_scale
+        elif spec.activation_per_token:
+            scale = None
         else:
-            if not spec.activation_dynamic:
-                scale = layer.input_scale
-            elif spec.activation_per_token:
-                scale = None
-            else:
-                scale = dynamic_per_tensor_scale(x2).reshape(())
-            x_q, x_s, _ = ops.scaled_int8_quant(x2, scale, None, symmetric=True)
-            out = ops.cutlass_scaled_mm(
-                x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=x.dtype, bias=bias
-            )
-        return out.reshape(*shape[:-1], -1)
+            scale = dynamic_per_tensor_scale(x).reshape(())
+        x_q, x_s, _ = ops.scaled_int8_quant(x, scale, None, symmetric=True)
+        return x_q, x_s, None
+
+    def matmul(self, layer: torch.nn.Module, x_q: torch.Tensor, x_s: torch.Tensor, azp: torch.Tensor | None,
+               bias: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        from vllm import _custom_ops as ops
+
+        w_t = layer.weight.t()
+        if azp is not None:
+            return ops.cutlass_scaled_mm_azp(x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=out_dtype,
+                                             azp_adj=layer.azp_adj, azp=azp, bias=bias)
+        return ops.cutlass_scaled_mm(x_q, w_t, scale_a=x_s, scale_b=layer.weight_scale, out_dtype=out_dtype,
+                                     bias=bias)
