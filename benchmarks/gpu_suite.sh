@@ -6,10 +6,12 @@
 #
 # Environment:
 #   OUT                 where logs and results go (default ./out/gpu_suite); the device tool returns $OUT
-#   SUITE_STEPS         comma list from build,test,bench,sanitize,serve (default: all, in that order)
+#   SUITE_STEPS         comma list from build,test,sm80,bench,sanitize,serve (default: all, in that order);
+#                       sm80 runs the GEMM tests on the sm_80 kernels through their PTX (VLLM_SQ_GEMM_ARCH=80)
 #   SUITE_BUDGET_S      wall-clock budget of the whole call (default 560: the device tool's limit is 600); each
 #                       step gets what is left, steps that no longer fit are skipped and say so
-#   VLLM_SQ_CUDA_ARCHS  arches to build (default 90a here: the H100; the package default is 80;89;90a)
+#   VLLM_SQ_CUDA_ARCHS  arches to build (default 80,90a here: the H100's kernels, and the sm_80 ones with PTX so
+#                       the sm80 step can run them on the H100; the package default is 80;89;90a)
 #   SUITE_TEST_FILTER   a pytest -k expression that narrows the GPU tests (default: all of them)
 #   GEMM_ARGS           extra arguments for benchmarks/gemm.py (e.g. "--sweep" to time every tile configuration)
 #   BENCH_CAP_S         time limit of the GEMM benchmark step (default 300; it writes its tables after each shape)
@@ -28,8 +30,8 @@ BUDGET=${SUITE_BUDGET_S:-560}
 OUT=${OUT:-$PWD/out/gpu_suite}
 LOGS=$OUT/logs
 mkdir -p "$LOGS"
-STEPS=",${SUITE_STEPS:-build,test,bench,sanitize,serve},"
-export VLLM_SQ_CUDA_ARCHS=${VLLM_SQ_CUDA_ARCHS:-90a}
+STEPS=",${SUITE_STEPS:-build,test,sm80,bench,sanitize,serve},"
+export VLLM_SQ_CUDA_ARCHS=${VLLM_SQ_CUDA_ARCHS:-80,90a}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 CMAKE_POLICY_VERSION_MINIMUM=3.5
 note() { echo "== $1" | tee -a "$OUT/summary.txt"; }
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
@@ -70,7 +72,10 @@ fi
 # --- build (pip install; the .so is also copied into the tree, which the tests import) ----------------------
 # A call may reuse the extension an earlier call built and sent back ($OUT/prebuilt/, carried in as .prebuilt/):
 # only when the hash of csrc/ and the CMake files matches the one stored beside it; else it builds.
-src_hash() { find csrc CMakeLists.txt -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16; }
+src_hash() {  # the sources and the arch list
+  { find csrc CMakeLists.txt -type f | LC_ALL=C sort | xargs sha256sum; echo "$VLLM_SQ_CUDA_ARCHS"; } |
+    sha256sum | cut -c1-16
+}
 install_so() {  # copy the extension into the tree and into the installed package (vLLM's workers import either)
   cp "$1" vllm_sq/
   local site
@@ -125,6 +130,18 @@ if step test 60; then
     >>"$LOGS/gpu_tests.log" 2>&1
   note "gpu error-path tests: rc=$? $(tail -1 "$LOGS/gpu_tests.log")"
   grep -E "^(FAILED|ERROR)" "$LOGS/gpu_tests.log" | head -20 | tee -a "$OUT/summary.txt"
+fi
+
+# --- the sm_80 (CUTLASS 2.x) kernels, run on this GPU through their compute_80 PTX ---------------------------------
+if step sm80 60; then
+  if [[ ",$VLLM_SQ_CUDA_ARCHS," == *",80,"* || ";$VLLM_SQ_CUDA_ARCHS;" == *";80;"* ]]; then
+    VLLM_SQ_GEMM_ARCH=80 timeout "$(cap 200)" python3 -m pytest -m gpu tests/kernels/test_gemm.py -q \
+      -p no:cacheprovider -k "not rejects_bad_arguments" >"$LOGS/sm80_tests.log" 2>&1
+    note "sm_80 GEMM tests (VLLM_SQ_GEMM_ARCH=80, JIT from PTX): rc=$? $(tail -1 "$LOGS/sm80_tests.log")"
+    grep -E "^(FAILED|ERROR)" "$LOGS/sm80_tests.log" | head -10 | tee -a "$OUT/summary.txt"
+  else
+    note "sm80: SKIPPED, VLLM_SQ_CUDA_ARCHS=$VLLM_SQ_CUDA_ARCHS has no 80"
+  fi
 fi
 
 # --- GEMM benchmark ------------------------------------------------------------------------------------------
