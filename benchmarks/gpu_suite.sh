@@ -95,9 +95,18 @@ if step build 120; then
     note "build: reused .prebuilt/$(basename "$pre") (csrc hash $hash), package installed in $(( $(date +%s) - start )) s"
   else
     ls .prebuilt/*.xz >/dev/null 2>&1 && note "build: .prebuilt/ holds builds of other sources ($(ls .prebuilt)), not $hash: rebuilding"
-    # One build folder per source hash: a warm machine keeps build/ between calls, and the copied sources may carry
-    # older mtimes than the objects there, so ninja would see "no work to do" and install the previous sources' build.
-    bdir=build/src-$hash
+    # A warm machine keeps build/ between calls, but the copied sources may carry older mtimes than the objects
+    # there, so ninja would see "no work to do" and install the previous sources' build. The folder keeps a copy
+    # of the sources it last built; a file whose content differs from that copy gets a fresh mtime, so ninja
+    # rebuilds exactly what changed (and what includes it).
+    bdir=build/gpu-${VLLM_SQ_CUDA_ARCHS//[,;]/_}
+    snap=$bdir/.built-sources
+    if [[ -d $snap ]]; then
+      changed=0
+      while IFS= read -r f; do cmp -s "$f" "$snap/$f" || { touch "$f"; changed=$((changed + 1)); }; done \
+        < <(find csrc CMakeLists.txt -type f)
+      note "build: incremental in $bdir, $changed source file(s) changed since its last build"
+    fi
     build() {
       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$(cap 480)" \
         python3 -m pip install --no-build-isolation --no-deps -v -C build-dir="$bdir" .
@@ -106,7 +115,8 @@ if step build 120; then
          grep -q "provided by \"Torch\"\|TorchConfig\|Caffe2" "$LOGS/build.log" &&
          echo "== retrying with VLLM_SQ_TORCH_FROM_PYTHON=1" >>"$LOGS/build.log" &&
          VLLM_SQ_TORCH_FROM_PYTHON=1 build >>"$LOGS/build.log" 2>&1; }; then
-      so=$(find "$bdir" -name '_C*.so' | head -1)
+      rm -rf "$snap" && mkdir -p "$snap" && cp -r --parents csrc CMakeLists.txt "$snap/"
+      so=$(find "$bdir" -name '_C*.so' -not -path "$snap/*" | head -1)
       install_so "$so"
       # xz: the device tool returns files of at most 16 MiB
       mkdir -p "$OUT/prebuilt" && xz -T0 -c "$so" >"$OUT/prebuilt/csrc-$hash.so.xz"

@@ -38,6 +38,13 @@ struct GemmPlan {
   int config = -1;
 };
 
+// The skinny-M kernel (gemm/skinny/, mma.sync, any arch >= sm_80): a few tokens against a large weight. Its
+// configurations are listed by the sm_90 table; `config` here indexes its own list.
+int skinny_num_configs();
+const char* skinny_config_name(int config);
+const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);
+const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream);
+
 #ifdef VLLM_SQ_WITH_SM90
 int sm90_num_configs();
 const char* sm90_config_name(int config);

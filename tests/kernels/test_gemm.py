@@ -86,7 +86,7 @@ def test_int8_scaled_mm_accepts_flat_scales():
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("m", [1, 40, 100, 200, 700, 2000])
+@pytest.mark.parametrize("m", [1, 12, 40, 100, 200, 700, 2000])
 @pytest.mark.parametrize("n", [4096, 5120, 6144, 12288, 22016])
 def test_dispatch_table_regimes(m, n):
     """Every branch of the dispatch table (M buckets x small/mid/large N, one-wave rules) on the default path."""
@@ -119,6 +119,31 @@ def test_every_tile_configuration(m, n, k, out_dtype):
     a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
     ref = _reference(a, w, sa, sb, bias)
     for config, name in enumerate(names):
+        poison_allocator()
+        out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config)
+        try:
+            _assert_close(out, ref, out_dtype)
+        except AssertionError as exc:
+            raise AssertionError(f"configuration {name}: {exc}") from exc
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16])
+# K: whole unrolled batches plus a remainder of one step, of 16 bytes (a partial 64-byte step), and none;
+# N: one partial 16-row block, a partial 32-row CTA, and a Llama-sized width
+@pytest.mark.parametrize("n,k", [(48, 4160), (272, 11008), (4096, 4112), (16, 8192)])
+@pytest.mark.parametrize("per_token,per_channel,with_bias", [(True, True, True), (False, False, False)])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_skinny_configurations(m, n, k, per_token, per_channel, with_bias, out_dtype):
+    """The skinny-M kernel (no CUTLASS) in each configuration, on K long enough for its unrolled main loop."""
+    from vllm_sq.ops import gemm_configs, int8_scaled_mm
+
+    skinny = [(i, name) for i, name in enumerate(gemm_configs()) if name.startswith("Skinny")]
+    if not skinny:
+        pytest.skip("no skinny configurations on this GPU's table")
+    gen = torch.Generator("cuda").manual_seed(m * 131 + n + k)
+    a, w, sa, sb, bias = _inputs(m, n, k, per_token, per_channel, with_bias, out_dtype, gen)
+    ref = _reference(a, w, sa, sb, bias)
+    for config, name in skinny:
         poison_allocator()
         out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config)
         try:

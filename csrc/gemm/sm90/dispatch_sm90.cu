@@ -37,12 +37,25 @@ constexpr ConfigEntry entry(const char* name) {
   }
 }
 
+// The skinny-M kernel's configurations (gemm/skinny/: no CUTLASS, no workspace, symmetric epilogue only).
+template <int V>
+const char* skinny_plan_fn(const ScaledMmParams& p, GemmPlan* plan) { return skinny_plan(p, V, plan); }
+template <int V>
+const char* skinny_run_fn(const ScaledMmParams& p, void*, cudaStream_t stream) { return skinny_run(p, V, stream); }
+template <int V>
+ConfigEntry skinny_entry() {
+  return {skinny_config_name(V), {{skinny_plan_fn<V>, nullptr}, {skinny_plan_fn<V>, nullptr}},
+          {{skinny_run_fn<V>, nullptr}, {skinny_run_fn<V>, nullptr}}};
+}
+
 // Index = the `config` number accepted by int8_scaled_mm's forcing hook (benchmarks/gemm.py, tests). The
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {
+  kSkinny8, kSkinny8r1, kSkinny16,
   kDecodeN64c8, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong, kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
+    skinny_entry<0>(), skinny_entry<1>(), skinny_entry<2>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -71,6 +84,9 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
+  // a few tokens: stream the weight through every SM with plain loads (skinny_mma.cuh), no per-tile pipeline
+  if (p.m <= 8) return kSkinny8;
+  if (p.m <= 16) return kSkinny16;
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
     // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
@@ -84,6 +100,9 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   if (p.m <= 256) {
     return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64 : kMidPingpong;
   }
+  // o_proj-like (small N and K) at large M: the ping-pong tile overlaps each tile's epilogue with the next
+  // tile's MMAs, which matters when K is short (run 5d, M = 16384: 358 vs 382 us on 7B o_proj)
+  if (p.m > 4096 && small_n && p.k <= 8192) return kMidPingpong;
   // 128x256 tiles unless they leave most of a last wave idle (13B o/down at M = 1024: 160 tiles on 132 SMs).
   if (p.m <= 1024 && wave_fill(ceil_div(p.m, 128) * ceil_div(p.n, 256), sms) < 0.75) return kMidPingpong;
   return kLarge;

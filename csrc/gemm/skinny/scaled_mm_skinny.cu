@@ -1,0 +1,73 @@
+// Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for every arch (mma.sync is sm_80+);
+// the sm_90 dispatch table lists these next to the CUTLASS configurations.
+#include "gemm/skinny/skinny_mma.cuh"
+
+namespace vllm_sq {
+namespace {
+
+using namespace skinny;
+
+// Named configurations, one per line of the table below. Tokens per CTA bound the M a CTA serves; M beyond it
+// takes more CTAs along grid.y (correct for any M, efficient only for the few tokens it is meant for).
+// Bytes in flight per thread: Unroll x (2 x RowBlocks weight + Tokens/8 token) 16-byte loads.
+// M <= 8, two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100).
+using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
+// M <= 8, one 16-row block per CTA and twice the unroll: twice the CTAs for small N, and several resident per SM,
+// which balances large N (the hardware hands out small CTAs as others finish).
+using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
+// 8 < M <= 16: two token blocks per CTA share each weight fragment.
+using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
+
+template <class Cfg>
+const char* check(const ScaledMmParams& p) {
+  const int64_t token_blocks = (int64_t(p.m) + Cfg::kTokens - 1) / Cfg::kTokens;
+  if (token_blocks > 65535) return "skinny GEMM: M too large for this configuration (grid.y > 65535)";
+  return "";
+}
+
+template <class Cfg>
+const char* launch(const ScaledMmParams& p, cudaStream_t stream) {
+  if (const char* err = check<Cfg>(p); *err) return err;
+  const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
+  const dim3 block(Cfg::kWarps * 32);
+  if (p.out_dtype == OutDtype::kBFloat16) {
+    skinny_scaled_mm<Cfg, __nv_bfloat16><<<grid, block, 0, stream>>>(p);
+  } else {
+    skinny_scaled_mm<Cfg, __half><<<grid, block, 0, stream>>>(p);
+  }
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? "" : cudaGetErrorString(err);
+}
+
+struct Entry {
+  const char* name;
+  const char* (*check)(const ScaledMmParams&);
+  const char* (*launch)(const ScaledMmParams&, cudaStream_t);
+};
+constexpr Entry kEntries[] = {
+    {"Skinny8", check<Skinny8>, launch<Skinny8>},
+    {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
+    {"Skinny16", check<Skinny16>, launch<Skinny16>},
+};
+constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
+
+}  // namespace
+
+int skinny_num_configs() { return kNumEntries; }
+
+const char* skinny_config_name(int config) {
+  return (config >= 0 && config < kNumEntries) ? kEntries[config].name : "";
+}
+
+const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan) {
+  if (config < 0 || config >= kNumEntries) return "skinny GEMM: no such configuration";
+  plan->workspace_bytes = 0;
+  return kEntries[config].check(p);
+}
+
+const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream) {
+  if (config < 0 || config >= kNumEntries) return "skinny GEMM: no such configuration";
+  return kEntries[config].launch(p, stream);
+}
+
+}  // namespace vllm_sq

@@ -1,0 +1,185 @@
+// The skinny-M int8 GEMM: decode batches of a few tokens, where the weight's N*K bytes are the whole cost.
+//
+// Why not CUTLASS. A 64-row wgmma tile holding 1-16 tokens wastes most of the tensor core, which does not matter,
+// but the CUTLASS kernels also pay a fixed cost per CTA (TMA descriptor fetch, barrier setup, cluster launch,
+// a pipeline that fills and drains once per tile) and give one CTA a long serial K loop over 64-256 weight rows.
+// Here the weight is streamed with plain 16-byte loads by every warp of the GPU at once: a CTA owns 16 or 32
+// weight rows, its warps split K between them, and each thread keeps kUnroll x (2 x rows/16) loads in flight.
+//
+// Math. mma.sync.m16n8k32 (s8 x s8 -> s32, sm_80+) with the weight as the 16-row A operand and up to 8 tokens as
+// the B operand (swap-AB: D[n, m] = sum_k W[n,k] * X[m,k]). A dot product does not care in which order K is
+// summed, so each thread loads 16 contiguous bytes of one weight row (and of one token) and feeds them to two
+// MMAs as if they were the fragment's "k = 4t..4t+3, 16+4t..16+4t+3" pieces: thread (g, t) of the warp holds
+// physical k = 16t..16t+15, the same permutation for A and B, so every product still pairs W[n,k] with X[m,k].
+// int32 accumulation is exact (|acc| <= 127^2 * K < 2^31 for K < 133k); the warps' partial sums are added in
+// shared memory (int32, exact), then out = sa[m] * (sb[n] * float(acc)) + bias[n], rounded once to bf16/fp16:
+// the same expression and rounding as the CUTLASS epilogue.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "gemm/scaled_mm.h"
+
+namespace vllm_sq::skinny {
+
+// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K;
+// Unroll: K steps (64 bytes each) whose loads are issued before their MMAs.
+template <int Tokens, int RowBlocks, int Warps, int Unroll>
+struct SkinnyConfig {
+  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1);
+  static constexpr int kTokens = Tokens;
+  static constexpr int kTokenBlocks = Tokens / 8;
+  static constexpr int kRowBlocks = RowBlocks;
+  static constexpr int kRows = 16 * RowBlocks;
+  static constexpr int kWarps = Warps;
+  static constexpr int kUnroll = Unroll;
+};
+
+__device__ __forceinline__ int4 load_weight(const int8_t* p) {  // read once: bypass L1
+  int4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ int4 load_token(const int8_t* p) {  // read by every CTA: keep in L1
+  int4 v;
+  asm volatile("ld.global.nc.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <class Out>
+__device__ __forceinline__ float to_float(Out v);
+template <>
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <>
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <class Out>
+__device__ __forceinline__ Out from_float(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+
+// Grid: x = weight row blocks of kRows, y = token blocks of kTokens. Block: kWarps warps.
+template <class Cfg, class Out>
+__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
+  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, U = Cfg::kUnroll;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t n0 = int64_t(blockIdx.x) * Cfg::kRows;
+  const int64_t m0 = int64_t(blockIdx.y) * Cfg::kTokens;
+  const int steps = (p.k + 63) / 64;
+
+  // This thread's rows, already offset to its 16 bytes. Rows past N and tokens past M read the last valid row
+  // instead: their products land in accumulator entries the epilogue never stores, so the hot loop needs no
+  // predicates and the compiler can issue all of a batch's loads before its MMAs.
+  const int8_t* wrow[RB][2];
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t n = min(n0 + 16 * rb + 8 * h + g, int64_t(p.n) - 1);
+      wrow[rb][h] = p.b + n * p.k + 16 * t;
+    }
+  }
+  const int8_t* xrow[TB];
+#pragma unroll
+  for (int j = 0; j < TB; ++j) {
+    const int64_t m = min(m0 + 8 * j + g, int64_t(p.m) - 1);
+    xrow[j] = p.a + m * p.k + 16 * t;
+  }
+
+  int acc[RB][TB][4] = {};
+  auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+      for (int j = 0; j < TB; ++j) {
+        mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);  // k 16t+0..7
+        mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);  // k 16t+8..15
+      }
+    }
+  };
+  // Warp w takes the 64-byte K steps w, w + W, w + 2W, ...: the CTA's warps read adjacent pieces of its rows.
+  // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of which
+  // may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros).
+  const int full_steps = p.k / 64;
+  int s = warp;
+  for (; s + (U - 1) * W < full_steps; s += U * W) {
+    int4 wv[U][RB][2];
+    int4 xv[U][TB];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t k = int64_t(s + u * W) * 64;
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb) {
+        wv[u][rb][0] = load_weight(wrow[rb][0] + k);
+        wv[u][rb][1] = load_weight(wrow[rb][1] + k);
+      }
+#pragma unroll
+      for (int j = 0; j < TB; ++j) xv[u][j] = load_token(xrow[j] + k);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) mma_step(wv[u], xv[u]);
+  }
+  for (; s < steps; s += W) {
+    const int64_t k = int64_t(s) * 64;
+    const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+    int4 wv[RB][2];
+    int4 xv[TB];
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+      wv[rb][0] = in ? load_weight(wrow[rb][0] + k) : make_int4(0, 0, 0, 0);
+      wv[rb][1] = in ? load_weight(wrow[rb][1] + k) : make_int4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int j = 0; j < TB; ++j) xv[j] = in ? load_token(xrow[j] + k) : make_int4(0, 0, 0, 0);
+    mma_step(wv, xv);
+  }
+
+  // Sum the warps' partials: one output per (row block, token block, accumulator register, lane).
+  constexpr int kFrags = RB * TB * 4;
+  __shared__ int partial[W][kFrags][32];
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int j = 0; j < TB; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+    }
+  }
+  __syncthreads();
+  Out* out = static_cast<Out*>(p.out);
+  const Out* bias = static_cast<const Out*>(p.bias);
+  for (int i = threadIdx.x; i < kFrags * 32; i += W * 32) {
+    const int frag = i / 32, l = i % 32;
+    int sum = 0;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
+    // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
+    const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
+    const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
+    const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
+    if (n < p.n && m < p.m) {
+      const float sa = p.a_scales[p.a_per_token ? m : 0];
+      const float sb = p.b_scales[p.b_per_channel ? n : 0];
+      const float b = bias ? to_float(bias[n]) : 0.0f;
+      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
+    }
+  }
+}
+
+}  // namespace vllm_sq::skinny
