@@ -124,7 +124,7 @@ class Shape:
         return self.randn(self.m, 2 * self.k) if self.producer == "silu_and_mul" else self.randn(self.m, self.k)
 
 
-def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[str, float]:
+def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int) -> dict[str, float]:
     """Times every variant for one shape; returns variant -> microseconds."""
     from vllm_sq import ops
 
@@ -211,7 +211,7 @@ def bench_shape(s: Shape, vllm_ops, configs: list[str], replays: int) -> dict[st
             run("vllm_prod_q_gemm", w_bytes + p_bytes + 5 * x_bytes + out_bytes,
                 lambda: (vllm_prod, s.producer_input(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
 
-    for i, name in enumerate(configs):
+    for i, name in configs:  # (index in ops.gemm_configs(), name)
         run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
     res = time_interleaved(graphs, replays)
     del graphs, keep
@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replays", type=int, default=30)
     ap.add_argument("--sweep", action="store_true", help="also time every tile configuration (--sweep-models)")
     ap.add_argument("--sweep-models", default="7b", help="models whose shapes the sweep covers")
+    ap.add_argument("--sweep-configs", default="", help="comma list of configuration names to sweep (default: all)")
     args = ap.parse_args(argv)
 
     from benchmarks.run_info import utc_now
@@ -317,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             "vllm": "unavailable (" + vllm_err + ")" if vllm_ops is None else "vLLM " + __import__("vllm").__version__,
             "torch": torch.__version__}
     configs = ops.gemm_configs()
+    wanted = [c for c in args.sweep_configs.split(",") if c]
+    unknown = sorted(set(wanted) - set(configs))
+    if unknown:
+        print(f"--sweep-configs: no configuration named {', '.join(unknown)} (have: {', '.join(configs)})",
+              file=sys.stderr)
+        return 2
+    sweep = [(i, c) for i, c in enumerate(configs) if not wanted or c in wanted]
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "gemm_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
@@ -331,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         for layer, (n, k) in MODELS[model].items():
             for m in map(int, args.ms.split(",")):
                 s = Shape(m, n, k, PRODUCER[layer], seed=m * 131 + n + k)
-                res = bench_shape(s, vllm_ops, configs if (args.sweep and model in args.sweep_models.split(",")) else [], args.replays)
+                res = bench_shape(s, vllm_ops, sweep if (args.sweep and model in args.sweep_models.split(",")) else [], args.replays)
                 row = {"model": model, "layer": layer, "m": m, "n": n, "k": k, "us": res,
                        "derived": derived(m, n, k, res)}
                 rows.append(row)
