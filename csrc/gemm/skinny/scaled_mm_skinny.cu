@@ -10,13 +10,16 @@ using namespace skinny;
 // Named configurations, one per line of the table below. Tokens per CTA bound the M a CTA serves; M beyond it
 // takes more CTAs along grid.y (correct for any M, efficient only for the few tokens it is meant for).
 // Bytes in flight per thread: Unroll x (2 x RowBlocks weight + Tokens/8 token) 16-byte loads.
-// M <= 8, two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100).
-using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
-// M <= 8, one 16-row block per CTA and twice the unroll: twice the CTAs for small N, and several resident per SM,
-// which balances large N (the hardware hands out small CTAs as others finish).
-using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
-// 8 < M <= 16: two token blocks per CTA share each weight fragment.
-using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
+// Run 6 (benchmarks/results/..._sweep6.md, M = 1..32): a 16-token configuration was 10-25% behind the CUTLASS
+// decode tiles at M = 16 and was removed; at M <= 8 these are 0-8% ahead of them except on K > 8192.
+// Two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100). Best for N <= 8192.
+using Skinny8 = SkinnyConfig<8, 2, 8, 4, false>;
+// One 16-row block per CTA and twice the unroll: several CTAs resident per SM, which balances large N (the
+// hardware hands out small CTAs as others finish). Best for N > 8192 (qkv, gate_up).
+using Skinny8r1 = SkinnyConfig<8, 1, 8, 8, false>;
+// The same two with the CTA's weight rows prefetched into L2 first.
+using Skinny8p = SkinnyConfig<8, 2, 8, 4, true>;
+using Skinny8r1p = SkinnyConfig<8, 1, 8, 8, true>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -47,7 +50,8 @@ struct Entry {
 constexpr Entry kEntries[] = {
     {"Skinny8", check<Skinny8>, launch<Skinny8>},
     {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
-    {"Skinny16", check<Skinny16>, launch<Skinny16>},
+    {"Skinny8p", check<Skinny8p>, launch<Skinny8p>},
+    {"Skinny8r1p", check<Skinny8r1p>, launch<Skinny8r1p>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 
