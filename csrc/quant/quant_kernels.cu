@@ -16,7 +16,7 @@
 // The divisions are IEEE (no fast-math) so results match a float32 torch reference bit for bit.
 //
 // One CTA per row. Rows of up to 8 * 1024 VEC-wide vectors are read from global memory once: each thread keeps
-// NV (1, 2, 4 or 8; the host's pick_nv says which) vectors of the row, or of v
+// NV (1, 2, 4 or 8; the host picks the smallest that fits with <= 1024 threads) vectors of the row, or of v
 // already rounded to T, in registers through the reductions and the quantization. Longer rows take the older
 // multi-pass path, which re-reads (and re-derives) the row in each pass. One launch, one write of the int8 row.
 #include <ATen/ATen.h>
@@ -524,26 +524,18 @@ int threads_for(int64_t rows, int nvec) {
 constexpr int kMaxThreads = 1024;
 constexpr int kMaxNV = 8;
 
-// Rows from which the kernels take the largest register bucket (see pick_nv).
-constexpr int64_t kManyRows = 1024;
-
-// Few rows: the smallest NV in {1, 2, 4, 8} with nvec <= NV * 1024 (the widest CTA: one row is all the GPU has
-// to work on, so it is spread over as many threads as possible). Many rows: NV = 8, the narrowest CTA, so more
-// rows are resident per SM and one row's load overlaps another's reduction and store (a 704-thread CTA per
-// 11008-wide row allowed two rows per SM). 0 (multi-pass) when the row is longer than 8 * 1024 vectors.
-int pick_nv(int64_t rows, int64_t nvec) {
-  if (nvec > static_cast<int64_t>(kMaxNV) * kMaxThreads) return 0;
-  if (rows >= kManyRows) return kMaxNV;
-  for (int nv = 1; nv < kMaxNV; nv *= 2)
+// Smallest NV in {1, 2, 4, 8} with nvec <= NV * 1024, or 0 (multi-pass) when the row is longer.
+int pick_nv(int64_t nvec) {
+  for (int nv = 1; nv <= kMaxNV; nv *= 2)
     if (nvec <= static_cast<int64_t>(nv) * kMaxThreads) return nv;
-  return kMaxNV;
+  return 0;
 }
 
 // Calls launch(std::integral_constant<int, NV>{}, threads) with the NV for this row length and its block size:
 // for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads.
 template <class Launch>
 void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
-  const int nv = pick_nv(rows, nvec);
+  const int nv = pick_nv(nvec);
   const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(rows, nvec);
   switch (nv) {
     case 1: launch(std::integral_constant<int, 1>{}, threads); break;

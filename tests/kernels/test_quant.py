@@ -189,8 +189,7 @@ def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
 
 # Row lengths K (of the quantized output; silu_and_mul reads 2K) that hit every register bucket of the kernels:
 # a row of nvec = K / VEC vectors is held in registers with the smallest NV in {1, 2, 4, 8} such that
-# nvec <= NV * 1024 (from M = 1024 rows on: NV = 8); longer rows take the multi-pass path. VEC = 8 when K % 8 == 0
-# (and 16-byte aligned), else 1. The NV noted below is the one for M < 1024.
+# nvec <= NV * 1024; longer rows take the multi-pass path. VEC = 8 when K % 8 == 0 (and 16-byte aligned), else 1.
 BUCKET_KS = [
     # VEC = 8
     8,  # NV 1, 32 threads, one vector

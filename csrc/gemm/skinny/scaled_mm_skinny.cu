@@ -13,13 +13,10 @@ using namespace skinny;
 // Run 6 (benchmarks/results/..._sweep6.md, M = 1..32): a 16-token configuration was 10-25% behind the CUTLASS
 // decode tiles at M = 16 and was removed; at M <= 8 these are 0-8% ahead of them except on K > 8192.
 // Two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100). Best for N <= 8192.
-using Skinny8 = SkinnyConfig<8, 2, 8, 4, false>;
+using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
 // One 16-row block per CTA and twice the unroll: several CTAs resident per SM, which balances large N (the
 // hardware hands out small CTAs as others finish). Best for N > 8192 (qkv, gate_up).
-using Skinny8r1 = SkinnyConfig<8, 1, 8, 8, false>;
-// The same two with the CTA's weight rows prefetched into L2 first.
-using Skinny8p = SkinnyConfig<8, 2, 8, 4, true>;
-using Skinny8r1p = SkinnyConfig<8, 1, 8, 8, true>;
+using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -50,8 +47,6 @@ struct Entry {
 constexpr Entry kEntries[] = {
     {"Skinny8", check<Skinny8>, launch<Skinny8>},
     {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
-    {"Skinny8p", check<Skinny8p>, launch<Skinny8p>},
-    {"Skinny8r1p", check<Skinny8r1p>, launch<Skinny8r1p>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 

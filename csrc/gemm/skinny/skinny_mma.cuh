@@ -26,13 +26,11 @@
 namespace vllm_sq::skinny {
 
 // Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K;
-// Unroll: K steps (64 bytes each) whose loads are issued before their MMAs; PrefetchL2: the CTA first asks L2
-// for all of its weight rows (one bulk prefetch per row on sm_90), so the loads, which ptxas interleaves with
-// the MMAs to save registers, wait on L2 rather than on DRAM.
-template <int Tokens, int RowBlocks, int Warps, int Unroll, bool PrefetchL2>
+// Unroll: K steps (64 bytes each) whose loads are written before their MMAs (ptxas still interleaves them to
+// save registers: about five 16-byte loads per thread are in flight).
+template <int Tokens, int RowBlocks, int Warps, int Unroll>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1);
-  static constexpr bool kPrefetchL2 = PrefetchL2;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
@@ -53,15 +51,6 @@ __device__ __forceinline__ int4 load_token(const int8_t* p) {  // read by every 
   int4 v;
   asm volatile("ld.global.nc.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
-}
-
-// Asks L2 for `bytes` (a multiple of 16) from 16-byte aligned `row`, without waiting.
-__device__ __forceinline__ void prefetch_row_l2(const int8_t* row, int bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(row), "r"(bytes) : "memory");
-#else
-  for (int k = 0; k < bytes; k += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + k));
-#endif
 }
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
@@ -112,10 +101,6 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   for (int j = 0; j < TB; ++j) {
     const int64_t m = min(m0 + 8 * j + g, int64_t(p.m) - 1);
     xrow[j] = p.a + m * p.k + 16 * t;
-  }
-
-  if constexpr (Cfg::kPrefetchL2) {
-    if (threadIdx.x < Cfg::kRows && n0 + threadIdx.x < p.n) prefetch_row_l2(p.b + (n0 + threadIdx.x) * p.k, p.k);
   }
 
   int acc[RB][TB][4] = {};
