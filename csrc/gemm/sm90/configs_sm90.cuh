@@ -2,7 +2,8 @@
 // The dispatch table (dispatch_sm90.cu) picks one by M, N, K; benchmarks/gemm.py times each of them.
 //
 // Two regimes (H100: 1,979 TOP/s int8 dense, ~3.0 TB/s):
-// - decode, M <= 128: the weight (N*K bytes) dominates the traffic and the time floor is N*K / 3.0 TB/s. The
+// - decode, M <= 128: the weight (N*K bytes) dominates the traffic and the time floor is N*K / 3.0 TB/s. At
+//   M <= 8 the table uses the skinny-M kernel (gemm/skinny/, not CUTLASS) instead, except on K > 8192. The
 //   DecodeN* configurations use 64-row N tiles with a deep K step (256) and one CTA per tile (no persistent
 //   loop, no stream-K workspace); clusters multicast the activation tile. Measured (run 5): 1.1-1.3x the time
 //   of a device copy moving the weight's bytes on qkv/gate_up, 1.25-1.35x on o_proj (benchmarks/kernel_notes.md).

@@ -74,7 +74,8 @@ double wave_fill(int64_t tiles, int sms) {
 
 // From the tile sweeps of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
 // configuration on the Llama-2 7B and 13B shapes, M = 1..1024) and run 5 (..._sweep5.md and ..._sweep5b.md: also
-// Llama-3-8B, and M = 48/128). Three weight widths behave differently at decode sizes: small N (o_proj,
+// Llama-3-8B, and M = 48/128) and run 6 (..._sweep6.md, ..._sweep6b.md: the skinny kernel at M = 1..32, the
+// M = 1024/16384 choices). Three weight widths behave differently at decode sizes: small N (o_proj,
 // down_proj, Llama-3 qkv: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where the best choice
 // depended on whether the CTAs fill one wave of SMs, the rule says so.
 int pick_config(const ScaledMmParams& p, bool azp) {
