@@ -25,12 +25,18 @@
 
 namespace vllm_sq::skinny {
 
-// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K;
-// Unroll: K steps (64 bytes each) whose loads are written before their MMAs (ptxas still interleaves them to
-// save registers: about five 16-byte loads per thread are in flight).
-template <int Tokens, int RowBlocks, int Warps, int Unroll>
+// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K.
+// Stages == 0: loads into registers, Unroll K steps (64 bytes each) written before their MMAs (ptxas still
+// interleaves them to save registers: about five 16-byte loads per thread are in flight).
+// Stages > 0: each thread stages its pieces through shared memory with cp.async, Stages - 1 K steps ahead; an
+// in-flight copy holds no register, so every warp keeps that many steps of its rows in flight.
+template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0>
 struct SkinnyConfig {
-  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1);
+  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1 && Stages >= 0);
+  static constexpr int kStages = Stages;
+  static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // 16-byte pieces per thread per K step
+  // dynamic shared memory of the staged variant: [warp][stage][piece][lane] x 16 bytes
+  static constexpr int kRingBytes = Warps * Stages * kPieces * 32 * 16;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
@@ -51,6 +57,24 @@ __device__ __forceinline__ int4 load_token(const int8_t* p) {  // read by every 
   int4 v;
   asm volatile("ld.global.nc.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
+}
+
+// 16 bytes global -> shared without registers; src_bytes == 0 writes zeros (a piece past K). cg: weights bypass
+// L1; ca: tokens, read by every CTA of the SM, stay in it.
+__device__ __forceinline__ void copy_weight_async(int4* dst, const int8_t* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+               "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void copy_token_async(int4* dst, const int8_t* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+               "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
+template <int Pending>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
 }
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
@@ -115,6 +139,49 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     }
   };
   // Warp w takes the 64-byte K steps w, w + W, w + 2W, ...: the CTA's warps read adjacent pieces of its rows.
+  if constexpr (Cfg::kStages > 0) {
+    // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier).
+    constexpr int S = Cfg::kStages, P = Cfg::kPieces;
+    extern __shared__ int4 ring[];
+    int4* mine = ring + size_t(warp) * S * P * 32 + lane;
+    auto issue = [&](int i) {  // copies this warp's i-th K step into slot i % S (an empty group past the end)
+      const int s = warp + i * W;
+      if (s < steps) {
+        int4* dst = mine + (i % S) * P * 32;
+        const int64_t k = int64_t(s) * 64;
+        const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+        const int64_t off = in ? k : 0;
+        const int bytes = in ? 16 : 0;
+#pragma unroll
+        for (int rb = 0; rb < RB; ++rb) {
+          copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
+          copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+        }
+#pragma unroll
+        for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
+      }
+      copy_commit();
+    };
+    const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
+#pragma unroll
+    for (int i = 0; i < S - 1; ++i) issue(i);
+    for (int i = 0; i < my_steps; ++i) {
+      issue(i + S - 1);  // into the slot step i - 1 used, already in registers
+      copy_wait<S - 1>();  // step i has landed
+      const int4* src = mine + (i % S) * P * 32;
+      int4 wv[RB][2];
+      int4 xv[TB];
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb) {
+        wv[rb][0] = src[(2 * rb) * 32];
+        wv[rb][1] = src[(2 * rb + 1) * 32];
+      }
+#pragma unroll
+      for (int j = 0; j < TB; ++j) xv[j] = src[(2 * RB + j) * 32];
+      mma_step(wv, xv);
+    }
+    copy_wait<0>();
+  } else {
   // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of which
   // may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros).
   const int full_steps = p.k / 64;
@@ -150,6 +217,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     for (int j = 0; j < TB; ++j) xv[j] = in ? load_token(xrow[j] + k) : make_int4(0, 0, 0, 0);
     mma_step(wv, xv);
   }
+  }  // register path
 
   // Sum the warps' partials: one output per (row block, token block, accumulator register, lane).
   constexpr int kFrags = RB * TB * 4;

@@ -51,11 +51,11 @@ ConfigEntry skinny_entry() {
 // Index = the `config` number accepted by int8_scaled_mm's forcing hook (benchmarks/gemm.py, tests). The
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {
-  kSkinny8, kSkinny8r1,
+  kSkinny8, kSkinny8r1, kSkinny8s, kSkinny8r1s,
   kDecodeN64c8, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong, kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
-    skinny_entry<0>(), skinny_entry<1>(),
+    skinny_entry<0>(), skinny_entry<1>(), skinny_entry<2>(), skinny_entry<3>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -87,7 +87,7 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
   // a few tokens: stream the weight through every SM with plain loads (skinny_mma.cuh), no per-tile pipeline;
   // on long rows (down_proj) the 8-CTA-cluster tile stays 1-2% ahead
-  if (p.m <= 8 && p.k <= 8192) return small_n ? kSkinny8 : kSkinny8r1;
+  if (p.m <= 8 && p.k <= 8192) return small_n ? kSkinny8s : kSkinny8r1s;
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
     // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
