@@ -18,8 +18,9 @@ using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
 // hardware hands out small CTAs as others finish). Best for N > 8192 (qkv, gate_up).
 using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
 // The same two with cp.async staging (6 and 8 stages: 120 KB and 96 KB of ring per CTA, one and two CTAs per SM):
-// all of a warp's K steps in flight on o_proj-sized weights. The table's choice at M <= 8 (prediction for run 7:
-// they should approach the copy time where the register variants stall on DRAM round trips).
+// all of a warp's K steps in flight on o_proj-sized weights. Sweep 7: Skinny8s is 4-10% ahead of everything on
+// N = 4096 (7B/8B o_proj 9.4-9.7 us, down_proj 20.3-20.9), where its 128 CTAs fit one wave, and behind past
+// one wave (13B o_proj 14.6 vs 13.6); Skinny8r1s is within 4% of Skinny8r1 either way and is not in the table.
 using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 using Skinny8r1s = SkinnyConfig<8, 1, 8, 1, 8>;
 

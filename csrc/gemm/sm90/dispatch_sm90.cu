@@ -85,9 +85,14 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
-  // a few tokens: stream the weight through every SM with plain loads (skinny_mma.cuh), no per-tile pipeline;
-  // on long rows (down_proj) the 8-CTA-cluster tile stays 1-2% ahead
-  if (p.m <= 8 && p.k <= 8192) return small_n ? kSkinny8s : kSkinny8r1s;
+  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. The cp.async-staged
+  // variant wins when its 32-row CTAs (one per SM: 120 KB of ring) fit one wave (7B/8B o_proj and down_proj,
+  // 4-10% ahead, sweep 7); past one wave the register variants, except on long rows with more than one wave
+  // (13B down), where the 8-CTA-cluster tile stays 2-4% ahead.
+  if (p.m <= 8) {
+    if (ceil_div(p.n, 32) <= sms) return kSkinny8s;
+    if (p.k <= 8192) return small_n ? kSkinny8 : kSkinny8r1;
+  }
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
     // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
