@@ -3,8 +3,10 @@
 // Why not CUTLASS. A 64-row wgmma tile holding 1-16 tokens wastes most of the tensor core, which does not matter,
 // but the CUTLASS kernels also pay a fixed cost per CTA (TMA descriptor fetch, barrier setup, cluster launch,
 // a pipeline that fills and drains once per tile) and give one CTA a long serial K loop over 64-256 weight rows.
-// Here the weight is streamed with plain 16-byte loads by every warp of the GPU at once: a CTA owns 16 or 32
-// weight rows, its warps split K between them, and each thread keeps kUnroll x (2 x rows/16) loads in flight.
+// Here the weight is streamed in 16-byte pieces by every warp of the GPU at once: a CTA owns 16 or 32 weight
+// rows and its warps split K between them. Two ways to keep pieces in flight (SkinnyConfig::kStages): loads into
+// registers, or cp.async into a per-thread shared-memory ring, which holds no registers while in flight (sweep 7:
+// 4-10% faster where its large CTAs fit one wave).
 //
 // Math. mma.sync.m16n8k32 (s8 x s8 -> s32, sm_80+) with the weight as the 16-row A operand and up to 8 tokens as
 // the B operand (swap-AB: D[n, m] = sum_k W[n,k] * X[m,k]). A dot product does not care in which order K is
