@@ -12,6 +12,7 @@ shape are replayed in turns, so that clock drift during the run affects them ali
   prod_q_gemm   the layer's producer + quantization + GEMM: vLLM's rms_norm / silu_and_mul + scaled_int8_quant +
                 cutlass_scaled_mm (vllm_*) against our fused rms_norm_quant / silu_and_mul_quant + GEMM (ours_*);
                 qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
+  ours_q, vllm_q  (M <= 64) per_token_quant / scaled_int8_quant alone
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
   copy          (M <= 64) a device copy of N*K/2 bytes: it reads and writes N*K bytes, the weight traffic of a
                 decode GEMM, so ours/copy is the GEMM's time over what HBM needs to move its weight at this size.
@@ -170,6 +171,11 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
         xq, sx, _ = ops.per_token_quant(x)
         return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
 
+    if m <= 64:  # the quantization kernels alone, to split the q+gemm time (decode: latency, not bytes)
+        run("ours_q", 3 * x_bytes, lambda: (lambda x: ops.per_token_quant(x), s.activation()))
+        if vllm_ops is not None:
+            run("vllm_q", 3 * x_bytes, lambda: (lambda x: vllm_ops.scaled_int8_quant(x), s.activation()))
+
     run("ours_q_gemm", w_bytes + 3 * x_bytes + out_bytes,
         lambda: (ours_q_gemm, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
 
@@ -226,6 +232,10 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return None if num is None or den is None else num / den
 
 
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | None]:
     """TOP/s, % of peak, ratios to vLLM and to the weight-streaming bound (None where a variant is missing)."""
     ops_count = 2.0 * m * n * k
@@ -274,6 +284,17 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{_fmt(d['vllm_over_ours_gemm'], '.2f')} | {_fmt(d['vllm_over_ours_q_gemm'], '.2f')} | "
             f"{_fmt(d.get('vllm_over_ours_prod_q_gemm'), '.2f')} | {_fmt(d['ours_over_bound'], '.2f')} | "
             f"{_fmt(t.get('copy'), '.1f')} | {_fmt(d.get('ours_over_copy'), '.2f')} |")
+    quant = [r for r in rows if "ours_q" in r["us"]]
+    if quant:
+        lines += ["", "Quantization alone, and what it adds in front of the GEMM (us; q+gemm - gemm):", "",
+                  "| model | layer | M | ours q | vLLM q | ours q+gemm - gemm | vLLM q+gemm - gemm |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in quant:
+            t = r["us"]
+            lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | {_fmt(t.get('ours_q'), '.1f')} | "
+                         f"{_fmt(t.get('vllm_q'), '.1f')} | "
+                         f"{_fmt(_diff(t.get('ours_q_gemm'), t.get('ours_gemm')), '.1f')} | "
+                         f"{_fmt(_diff(t.get('vllm_q_gemm'), t.get('vllm_gemm')), '.1f')} |")
     sweep = [r for r in rows if any(key.startswith("cfg:") for key in r["us"])]
     if sweep:
         names = sorted({key for r in sweep for key in r["us"] if key.startswith("cfg:")})

@@ -43,7 +43,9 @@ struct GemmPlan {
 int skinny_num_configs();
 const char* skinny_config_name(int config);
 const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);
-const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream);
+// programmatic: launch with programmatic stream serialization (sm_90+, pdl.cuh), so the weight stream starts
+// while the kernel before it (the activation's quantization) is still running.
+const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream, bool programmatic);
 
 #ifdef VLLM_SQ_WITH_SM90
 int sm90_num_configs();

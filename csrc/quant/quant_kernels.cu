@@ -13,7 +13,9 @@
 //   fused_add:        h = T(x + residual) (written back to residual), then rms_norm of h
 //   layer_norm:       v = T((x - mean) * rstd * w + b),  rstd = rsqrt(var + eps)  (biased variance, as torch)
 //   silu_and_mul:     v = T(T(silu(g)) * u),        x = [g | u] along the last dim
-// The divisions are IEEE (no fast-math) so results match a float32 torch reference bit for bit.
+// The divisions round as IEEE division does (no fast-math), so results match a float32 torch reference bit for
+// bit; v / s takes a reciprocal computed once per row and two exact corrections (Divisor, below).
+// Every kernel lets the GEMM launched after it start streaming its weight at once (pdl.cuh).
 //
 // One CTA per row. Rows of up to 8 * 1024 VEC-wide vectors are read from global memory once: each thread keeps
 // NV (1, 2, 4 or 8; the host picks the smallest that fits with <= 1024 threads) vectors of the row, or of v
@@ -31,6 +33,7 @@
 #include <type_traits>
 
 #include "ops.h"
+#include "pdl.cuh"
 
 namespace vllm_sq {
 namespace {
@@ -62,6 +65,26 @@ struct alignas(sizeof(T) * VEC) Vec {
 template <int VEC>
 struct alignas(VEC) QVec {
   int8_t v[VEC];
+};
+
+// x / s exactly as IEEE division rounds it, for many x and one s, from the reciprocal taken once: q0 = x * (1/s)
+// is within two ulps; one Newton step (remainder by fma) brings it within one ulp, where the remainder
+// x - q1 * s is exact and a second step rounds correctly (Markstein's theorem: 1/s correctly rounded, q1 within
+// one ulp). A multiply and four fma per element instead of a full division (reciprocal, refinement and the
+// slow-path check). Valid while s, 1/s and the remainders are normal numbers: s in [2^-90, 2^90]; any other s
+// (never a dynamic scale of bf16/fp16 data above 1e-25) takes the division. Checked bit for bit against the
+// division: tests/kernels/test_quant_division.py (exact rationals) and the GPU tests (fused vs unfused ops).
+struct Divisor {
+  float s, inv;
+  bool fast;
+  __device__ explicit Divisor(float scale) : s(scale), inv(1.f / scale), fast(scale >= 0x1p-90f && scale <= 0x1p90f) {}
+  __device__ __forceinline__ float divide(float x) const { return fast ? quotient(x) : x / s; }
+  // the reciprocal path alone (fast must hold)
+  __device__ __forceinline__ float quotient(float x) const {
+    const float q0 = __fmul_rn(x, inv);
+    const float q1 = __fmaf_rn(__fmaf_rn(-q0, s, x), inv, q0);
+    return __fmaf_rn(__fmaf_rn(-q1, s, x), inv, q1);
+  }
 };
 
 enum class Reduce { kMax, kMin, kSum };
@@ -134,13 +157,14 @@ __device__ void quantize_row(ValueFn value, int nvec, int8_t* __restrict__ q_row
     }
   }
   constexpr float kLo = ASYM ? -128.f : -127.f;
+  const Divisor div(s);
   for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
     float v[VEC];
     value(i, v);
     QVec<VEC> out;
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
-      const float q = rintf(v[j] / s) + z;
+      const float q = rintf(div.divide(v[j])) + z;
       out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
     }
     reinterpret_cast<QVec<VEC>*>(q_row)[i] = out;
@@ -266,17 +290,26 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
     }
   }
   constexpr float kLo = ASYM ? -128.f : -127.f;
+  const Divisor div(s);
+  auto store = [&](auto divide) {
 #pragma unroll
-  for (int n = 0; n < NV; ++n) {
-    if (reg_index(n) < nvec) {
-      QVec<VEC> out;
+    for (int n = 0; n < NV; ++n) {
+      if (reg_index(n) < nvec) {
+        QVec<VEC> out;
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        const float q = rintf(v[n].get(j) / s) + z;
-        out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
+        for (int j = 0; j < VEC; ++j) {
+          const float q = rintf(divide(v[n].get(j))) + z;
+          out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
+        }
+        reinterpret_cast<QVec<VEC>*>(q_row)[reg_index(n)] = out;
       }
-      reinterpret_cast<QVec<VEC>*>(q_row)[reg_index(n)] = out;
     }
+  };
+  // one loop per path, so the common one carries no per-element branch
+  if (div.fast) {
+    store([&](float x) { return div.quotient(x); });
+  } else {
+    store([&](float x) { return x / s; });
   }
 }
 
@@ -287,6 +320,7 @@ template <class T, int VEC, int NV, bool ASYM>
 __global__ void __launch_bounds__(1024, 1) quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int k,
                                                      const float* static_scale, float* scales, int32_t* azp) {
   __shared__ float smem[32];
+  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * k;
   float* scale_out = scales ? scales + row : nullptr;
@@ -307,6 +341,7 @@ __global__ void __launch_bounds__(1024, 1)
     rms_norm_quant_kernel(const T* __restrict__ x, T* __restrict__ residual, const T* __restrict__ w, float eps,
                           int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
+  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
@@ -399,6 +434,7 @@ __global__ void __launch_bounds__(1024, 1)
     layer_norm_quant_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, float eps,
                             int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
+  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
@@ -475,6 +511,7 @@ template <class T, int VEC, int NV>
 __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q,
                                                                   int d, const float* static_scale, float* scales) {
   __shared__ float smem[32];
+  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
   const int64_t row = blockIdx.x;
   const T* gate = x + row * 2 * d;
   const T* up = gate + d;

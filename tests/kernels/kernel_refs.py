@@ -58,3 +58,39 @@ def ref_quant_asym(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     z = (-128 - _div(lo, s)).round().clamp(-128, 127)
     q = (_div(v, s).round() + z).clamp(-128, 127).to(torch.int8)
     return q, s, z.reshape(-1).to(torch.int32)
+
+
+GEMM_RTOL = {torch.bfloat16: 8e-3, torch.float16: 1e-3}
+
+
+def gemm_inputs(m: int, n: int, k: int, per_token: bool, per_channel: bool, with_bias: bool, out_dtype, gen):
+    """Random int8 a [M, K] and w [N, K], positive scales (per-token/per-channel or one), optional bias."""
+    a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen)
+    w = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen)
+    sa = torch.rand((m if per_token else 1, 1), device="cuda", generator=gen) * 0.02 + 1e-3
+    sb = torch.rand((1, n if per_channel else 1), device="cuda", generator=gen) * 0.02 + 1e-3
+    bias = (torch.randn(n, device="cuda", generator=gen) * 10).to(out_dtype) if with_bias else None
+    return a, w, sa, sb, bias
+
+
+def ref_scaled_mm(a, w, sa, sb, bias, azp=None, azp_adj=None) -> torch.Tensor:
+    """int8_scaled_mm(_azp) in float64: sa * sb * (a @ w.T - azp * azp_adj) + bias."""
+    acc = a.double() @ w.double().t()  # exact: |acc| < 2^53
+    if azp is not None:
+        acc = acc - azp.double()[:, None] * azp_adj.double()[None, :]
+    y = sa.double().reshape(-1, 1) * sb.double().reshape(1, -1) * acc
+    if bias is not None:
+        y = y + bias.double()[None, :]
+    return y
+
+
+def assert_gemm_close(out: torch.Tensor, ref: torch.Tensor, out_dtype) -> None:
+    """Every element within the output dtype's rounding of the reference, and none left unwritten (NaN)."""
+    assert out.dtype == out_dtype and out.shape == ref.shape
+    assert not torch.isnan(out).any(), "NaN in the output: an element was not written"
+    err = (out.double() - ref).abs()
+    tol = GEMM_RTOL[out_dtype] * ref.abs() + 1e-6 * ref.abs().max() + 1e-6
+    bad = err > tol
+    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} elements off; worst {float(err.max()):.4g}"
+    rel = float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+    assert rel < GEMM_RTOL[out_dtype] / 2

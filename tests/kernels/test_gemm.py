@@ -7,46 +7,13 @@ import re
 import pytest
 import torch
 
-from kernel_refs import gpu_only, poison_allocator
+from kernel_refs import assert_gemm_close, gemm_inputs, gpu_only, poison_allocator, ref_scaled_mm
 
 pytestmark = gpu_only
 
 MS = [1, 7, 16, 33, 64, 255, 1024, 4099]
 # (N, K): smallest legal, odd multiples of 16, a Llama-sized square, a decode-sized wide one.
 NKS = [(16, 16), (48, 80), (272, 208), (1024, 512)]
-RTOL = {torch.bfloat16: 8e-3, torch.float16: 1e-3}
-
-
-def _inputs(m: int, n: int, k: int, per_token: bool, per_channel: bool, with_bias: bool, out_dtype, gen):
-    a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen)
-    w = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen)
-    sa = torch.rand((m if per_token else 1, 1), device="cuda", generator=gen) * 0.02 + 1e-3
-    sb = torch.rand((1, n if per_channel else 1), device="cuda", generator=gen) * 0.02 + 1e-3
-    bias = (torch.randn(n, device="cuda", generator=gen) * 10).to(out_dtype) if with_bias else None
-    return a, w, sa, sb, bias
-
-
-def _reference(a, w, sa, sb, bias, azp=None, azp_adj=None) -> torch.Tensor:
-    acc = a.double() @ w.double().t()  # exact: |acc| < 2^53
-    if azp is not None:
-        acc = acc - azp.double()[:, None] * azp_adj.double()[None, :]
-    y = sa.double().reshape(-1, 1) * sb.double().reshape(1, -1) * acc
-    if bias is not None:
-        y = y + bias.double()[None, :]
-    return y
-
-
-def _assert_close(out: torch.Tensor, ref: torch.Tensor, out_dtype) -> None:
-    assert out.dtype == out_dtype and out.shape == ref.shape
-    assert not torch.isnan(out).any(), "NaN in the output: an element was not written"
-    err = (out.double() - ref).abs()
-    tol = RTOL[out_dtype] * ref.abs() + 1e-6 * ref.abs().max() + 1e-6
-    bad = err > tol
-    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} elements off; worst {float(err.max()):.4g}"
-    rel = float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
-    assert rel < RTOL[out_dtype] / 2
-
-
 @pytest.mark.parametrize("m", MS)
 @pytest.mark.parametrize("n,k", NKS)
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
@@ -54,10 +21,10 @@ def test_int8_scaled_mm_per_token_per_channel_bias(m, n, k, out_dtype):
     from vllm_sq.ops import int8_scaled_mm
 
     gen = torch.Generator("cuda").manual_seed(m * 7919 + n * 31 + k)
-    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
+    a, w, sa, sb, bias = gemm_inputs(m, n, k, True, True, True, out_dtype, gen)
     poison_allocator()
     out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype)
-    _assert_close(out, _reference(a, w, sa, sb, bias), out_dtype)
+    assert_gemm_close(out, ref_scaled_mm(a, w, sa, sb, bias), out_dtype)
 
 
 @pytest.mark.parametrize("m", [1, 33, 1024])
@@ -70,17 +37,17 @@ def test_int8_scaled_mm_scale_granularities(m, per_token, per_channel, with_bias
 
     n, k = 272, 208
     gen = torch.Generator("cuda").manual_seed(m + 2 * per_token + 4 * per_channel + 8 * with_bias)
-    a, w, sa, sb, bias = _inputs(m, n, k, per_token, per_channel, with_bias, out_dtype, gen)
+    a, w, sa, sb, bias = gemm_inputs(m, n, k, per_token, per_channel, with_bias, out_dtype, gen)
     poison_allocator()
     out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype)
-    _assert_close(out, _reference(a, w, sa, sb, bias), out_dtype)
+    assert_gemm_close(out, ref_scaled_mm(a, w, sa, sb, bias), out_dtype)
 
 
 def test_int8_scaled_mm_accepts_flat_scales():
     from vllm_sq.ops import int8_scaled_mm
 
     gen = torch.Generator("cuda").manual_seed(5)
-    a, w, sa, sb, bias = _inputs(7, 48, 80, True, True, False, torch.bfloat16, gen)
+    a, w, sa, sb, bias = gemm_inputs(7, 48, 80, True, True, False, torch.bfloat16, gen)
     ref = int8_scaled_mm(a, w.t(), sa, sb)
     out = int8_scaled_mm(a, w.t(), sa.reshape(-1), sb.reshape(-1))
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
@@ -94,10 +61,10 @@ def test_dispatch_table_regimes(m, n):
 
     k = 512
     gen = torch.Generator("cuda").manual_seed(m * 7 + n)
-    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, torch.bfloat16, gen)
+    a, w, sa, sb, bias = gemm_inputs(m, n, k, True, True, True, torch.bfloat16, gen)
     poison_allocator()
     out = int8_scaled_mm(a, w.t(), sa, sb, bias, torch.bfloat16)
-    _assert_close(out, _reference(a, w, sa, sb, bias), torch.bfloat16)
+    assert_gemm_close(out, ref_scaled_mm(a, w, sa, sb, bias), torch.bfloat16)
 
 
 def _configs() -> list[int]:
@@ -116,13 +83,13 @@ def test_every_tile_configuration(m, n, k, out_dtype):
     names = gemm_configs()
     assert names, "no GEMM configurations for this GPU"
     gen = torch.Generator("cuda").manual_seed(m + n + k)
-    a, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
-    ref = _reference(a, w, sa, sb, bias)
+    a, w, sa, sb, bias = gemm_inputs(m, n, k, True, True, True, out_dtype, gen)
+    ref = ref_scaled_mm(a, w, sa, sb, bias)
     for config, name in enumerate(names):
         poison_allocator()
         out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config)
         try:
-            _assert_close(out, ref, out_dtype)
+            assert_gemm_close(out, ref, out_dtype)
         except AssertionError as exc:
             raise AssertionError(f"configuration {name}: {exc}") from exc
 
@@ -141,13 +108,13 @@ def test_skinny_configurations(m, n, k, per_token, per_channel, with_bias, out_d
     if not skinny:
         pytest.skip("no skinny configurations on this GPU's table")
     gen = torch.Generator("cuda").manual_seed(m * 131 + n + k)
-    a, w, sa, sb, bias = _inputs(m, n, k, per_token, per_channel, with_bias, out_dtype, gen)
-    ref = _reference(a, w, sa, sb, bias)
+    a, w, sa, sb, bias = gemm_inputs(m, n, k, per_token, per_channel, with_bias, out_dtype, gen)
+    ref = ref_scaled_mm(a, w, sa, sb, bias)
     for config, name in skinny:
         poison_allocator()
         out = int8_scaled_mm(a, w.t(), sa, sb, bias, out_dtype, config=config)
         try:
-            _assert_close(out, ref, out_dtype)
+            assert_gemm_close(out, ref, out_dtype)
         except AssertionError as exc:
             raise AssertionError(f"configuration {name}: {exc}") from exc
 
@@ -160,12 +127,12 @@ def test_int8_scaled_mm_azp(m, n, k, out_dtype):
 
     gen = torch.Generator("cuda").manual_seed(m * 3 + n + k)
     a = torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen)
-    _, w, sa, sb, bias = _inputs(m, n, k, True, True, True, out_dtype, gen)
+    _, w, sa, sb, bias = gemm_inputs(m, n, k, True, True, True, out_dtype, gen)
     azp = torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda", generator=gen)
     azp_adj = w.int().sum(dim=1, dtype=torch.int32)
     poison_allocator()
     out = int8_scaled_mm_azp(a, w.t(), sa, sb, azp_adj, azp, bias, out_dtype)
-    _assert_close(out, _reference(a, w, sa, sb, bias, azp, azp_adj), out_dtype)
+    assert_gemm_close(out, ref_scaled_mm(a, w, sa, sb, bias, azp, azp_adj), out_dtype)
 
 
 def test_dequantizes_real_activations_end_to_end():
@@ -183,14 +150,16 @@ def test_dequantizes_real_activations_end_to_end():
     assert float((out.float() - ref).norm() / ref.norm()) < 0.02
 
 
-def test_cuda_graph_replay_sees_new_inputs():
-    """Captured quantize + GEMM (stream-K workspace included) recomputes from the inputs on every replay."""
+@pytest.mark.parametrize("m", [4, 16])
+def test_cuda_graph_replay_sees_new_inputs(m):
+    """Captured quantize + GEMM recomputes from the inputs on every replay: M = 16 takes a stream-K workspace,
+    M = 4 the skinny kernel launched as a programmatic dependent of the quantization (csrc/pdl.cuh)."""
     from vllm_sq.ops import int8_scaled_mm, per_token_quant
 
     gen = torch.Generator("cuda").manual_seed(3)
     w = torch.randint(-127, 128, (4096, 512), dtype=torch.int8, device="cuda", generator=gen)
     sw = torch.rand(1, 4096, device="cuda", generator=gen) * 0.01
-    x = torch.randn(16, 512, device="cuda", generator=gen).bfloat16()
+    x = torch.randn(m, 512, device="cuda", generator=gen).bfloat16()
 
     def step():
         xq, sx, _ = per_token_quant(x)
@@ -202,7 +171,7 @@ def test_cuda_graph_replay_sees_new_inputs():
     with torch.cuda.graph(graph):
         out = step()
     for _ in range(3):
-        x.copy_(torch.randn(16, 512, device="cuda", generator=gen).bfloat16())
+        x.copy_(torch.randn(m, 512, device="cuda", generator=gen).bfloat16())
         graph.replay()
         torch.testing.assert_close(out, step(), rtol=0, atol=0)
 

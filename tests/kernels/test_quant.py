@@ -244,6 +244,44 @@ def test_layer_norm_quant_register_buckets(m, k, dtype, static):
     _check_layer_norm_quant(m, k, dtype, static)
 
 
+def _near_half_steps(hi: float, scale: float, dtype) -> torch.Tensor:
+    """One row: hi (its abs-max), then (j + 1/2) * scale for every code j and the dtype's neighbours of each."""
+    j = torch.arange(-127, 127, device="cuda", dtype=torch.float64)
+    mid = ((j + 0.5) * scale).to(dtype)
+    bits = mid.view(torch.int16)
+    row = torch.cat([mid, (bits + 1).view(dtype), (bits - 1).view(dtype)])
+    row = row[row.float().abs() < hi]
+    return torch.cat([torch.tensor([hi], device="cuda").to(dtype), row])
+
+
+# abs-max of the rows: typical activations, and far out, where the scale leaves the [2^-90, 2^90] range of the
+# kernels' reciprocal division (csrc/quant/quant_kernels.cu, Divisor) for the plain division
+@pytest.mark.parametrize("magnitude", [1e-29, 1e-20, 1e-3, 1.0, 3e4, 1e20, 1e30])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_quantization_rounds_like_division_next_to_half_steps(magnitude, dtype):
+    """Where v / scale lies at or next to a half step, a quotient one ulp off rounds to the other code: the codes
+    equal the IEEE-division reference, dynamic (the scale from the row) and static (a given scale)."""
+    from vllm_sq.ops import per_token_quant, static_quant
+
+    if dtype == torch.float16 and not 1e-3 <= magnitude <= 3e4:
+        pytest.skip("outside float16's range")
+    rows = []
+    for r in range(16):
+        hi = float(torch.tensor(magnitude * (1 + r / 16)).to(dtype))
+        rows.append(_near_half_steps(hi, float(torch.tensor(hi / 127, dtype=torch.float32)), dtype))
+    width = min(len(row) for row in rows) // 8 * 8
+    x = torch.stack([row[:width] for row in rows])
+    q, s, _ = per_token_quant(x)
+    ref_q, ref_s = ref_quant_sym(x)
+    torch.testing.assert_close(s, ref_s, rtol=0, atol=0)
+    _assert_int8_close(q, ref_q)
+
+    scale = torch.tensor([magnitude / 127 * 1.1], dtype=torch.float32, device="cuda")
+    xs = _near_half_steps(float(scale) * 127, float(scale), dtype)
+    xs = xs[: len(xs) // 8 * 8].reshape(1, -1)
+    _assert_int8_close(static_quant(xs, scale), ref_quant_sym(xs, scale)[0])
+
+
 def test_unaligned_input_takes_the_scalar_path():
     """A 16-byte-misaligned contiguous input (K % 8 == 0) uses VEC = 1: same codes as the aligned copy."""
     from vllm_sq.ops import per_token_quant, silu_and_mul_quant

@@ -32,7 +32,7 @@ const char* check(const ScaledMmParams& p) {
 }
 
 template <class Cfg>
-const char* launch(const ScaledMmParams& p, cudaStream_t stream) {
+const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
   if (const char* err = check<Cfg>(p); *err) return err;
   const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
   const dim3 block(Cfg::kWarps * 32);
@@ -43,15 +43,26 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream) {
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kRingBytes);
     if (err != cudaSuccess) return cudaGetErrorString(err);
   }
-  kernel<<<grid, block, Cfg::kRingBytes, stream>>>(p);
-  const cudaError_t err = cudaGetLastError();
+  // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
+  // the activation).
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = Cfg::kRingBytes;
+  config.stream = stream;
+  config.attrs = programmatic ? &attr : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
+  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, p);
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
 }
 
 struct Entry {
   const char* name;
   const char* (*check)(const ScaledMmParams&);
-  const char* (*launch)(const ScaledMmParams&, cudaStream_t);
+  const char* (*launch)(const ScaledMmParams&, cudaStream_t, bool);
 };
 constexpr Entry kEntries[] = {
     {"Skinny8", check<Skinny8>, launch<Skinny8>},
@@ -75,9 +86,9 @@ const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan) {
   return kEntries[config].check(p);
 }
 
-const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream) {
+const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream, bool programmatic) {
   if (config < 0 || config >= kNumEntries) return "skinny GEMM: no such configuration";
-  return kEntries[config].launch(p, stream);
+  return kEntries[config].launch(p, stream, programmatic);
 }
 
 }  // namespace vllm_sq

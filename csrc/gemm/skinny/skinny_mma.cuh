@@ -24,6 +24,7 @@
 #include <cuda_fp16.h>
 
 #include "gemm/scaled_mm.h"
+#include "pdl.cuh"
 
 namespace vllm_sq::skinny {
 
@@ -77,6 +78,19 @@ __device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_gr
 template <int Pending>
 __device__ __forceinline__ void copy_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
+}
+// copy_wait<min(pending, Max)>() for a run-time `pending` (wait_group takes an immediate).
+template <int Max>
+__device__ __forceinline__ void copy_wait_at_most(int pending) {
+  if constexpr (Max == 0) {
+    copy_wait<0>();
+  } else {
+    if (pending >= Max) {
+      copy_wait<Max>();
+    } else {
+      copy_wait_at_most<Max - 1>(pending);
+    }
+  }
 }
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
@@ -146,7 +160,8 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     constexpr int S = Cfg::kStages, P = Cfg::kPieces;
     extern __shared__ int4 ring[];
     int4* mine = ring + size_t(warp) * S * P * 32 + lane;
-    auto issue = [&](int i) {  // copies this warp's i-th K step into slot i % S (an empty group past the end)
+    // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
+    auto issue = [&](int i, bool weight, bool tokens) {
       const int s = warp + i * W;
       if (s < steps) {
         int4* dst = mine + (i % S) * P * 32;
@@ -154,22 +169,34 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
         const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
         const int64_t off = in ? k : 0;
         const int bytes = in ? 16 : 0;
+        if (weight) {
 #pragma unroll
-        for (int rb = 0; rb < RB; ++rb) {
-          copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
-          copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+          for (int rb = 0; rb < RB; ++rb) {
+            copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
+            copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+          }
         }
+        if (tokens) {
 #pragma unroll
-        for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
+          for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
+        }
       }
-      copy_commit();
     };
     const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
+    // Prologue: the weight of the first S - 1 steps is requested before the activation's producer has finished
+    // (pdl.cuh); their tokens follow the wait. All of it is one commit group, the oldest of the loop's waits.
 #pragma unroll
-    for (int i = 0; i < S - 1; ++i) issue(i);
+    for (int i = 0; i < S - 1; ++i) issue(i, true, false);
+    pdl::wait_for_producer();
+#pragma unroll
+    for (int i = 0; i < S - 1; ++i) issue(i, false, true);
+    copy_commit();
     for (int i = 0; i < my_steps; ++i) {
-      issue(i + S - 1);  // into the slot step i - 1 used, already in registers
-      copy_wait<S - 1>();  // step i has landed
+      issue(i + S - 1, true, true);  // into the slot step i - 1 used, already in registers
+      copy_commit();
+      // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
+      // steps 0 .. S - 2; each later step has its own).
+      copy_wait_at_most<S - 1>(i + 1);
       const int4* src = mine + (i % S) * P * 32;
       int4 wv[RB][2];
       int4 xv[TB];
@@ -186,11 +213,11 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   } else {
   // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of which
   // may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros).
+  // The first batch's weight is loaded before waiting for the activation's producer (pdl.cuh); each later
+  // batch's weight is requested right after the previous batch's MMAs.
   const int full_steps = p.k / 64;
-  int s = warp;
-  for (; s + (U - 1) * W < full_steps; s += U * W) {
-    int4 wv[U][RB][2];
-    int4 xv[U][TB];
+  auto full_batch = [&](int s) { return s + (U - 1) * W < full_steps; };
+  auto load_weights = [&](int s, int4 (&wv)[U][RB][2]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t k = int64_t(s + u * W) * 64;
@@ -199,11 +226,23 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
         wv[u][rb][0] = load_weight(wrow[rb][0] + k);
         wv[u][rb][1] = load_weight(wrow[rb][1] + k);
       }
+    }
+  };
+  int s = warp;
+  int4 wv[U][RB][2];
+  if (full_batch(s)) load_weights(s, wv);
+  pdl::wait_for_producer();
+  for (; full_batch(s); s += U * W) {
+    int4 xv[U][TB];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t k = int64_t(s + u * W) * 64;
 #pragma unroll
       for (int j = 0; j < TB; ++j) xv[u][j] = load_token(xrow[j] + k);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) mma_step(wv[u], xv[u]);
+    if (full_batch(s + U * W)) load_weights(s + U * W, wv);
   }
   for (; s < steps; s += W) {
     const int64_t k = int64_t(s) * 64;

@@ -41,7 +41,9 @@ constexpr ConfigEntry entry(const char* name) {
 template <int V>
 const char* skinny_plan_fn(const ScaledMmParams& p, GemmPlan* plan) { return skinny_plan(p, V, plan); }
 template <int V>
-const char* skinny_run_fn(const ScaledMmParams& p, void*, cudaStream_t stream) { return skinny_run(p, V, stream); }
+const char* skinny_run_fn(const ScaledMmParams& p, void*, cudaStream_t stream) {
+  return skinny_run(p, V, stream, /*programmatic=*/true);
+}
 template <int V>
 ConfigEntry skinny_entry() {
   return {skinny_config_name(V), {{skinny_plan_fn<V>, nullptr}, {skinny_plan_fn<V>, nullptr}},
