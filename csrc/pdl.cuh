@@ -3,7 +3,8 @@
 //
 // The producer (every quantization kernel, quant/quant_kernels.cu) executes `launch_dependents` as it starts:
 // a kernel launched after it with cudaLaunchAttributeProgrammaticStreamSerialization (the skinny GEMM,
-// gemm/skinny/) may then be scheduled at once instead of at the producer's completion. The consumer reads only
+// gemm/skinny/, and the CUTLASS sm90 GEMMs, built with CUTLASS_ENABLE_GDC_FOR_SM90) may then be scheduled at
+// once instead of at the producer's completion. The consumer reads only
 // its weight before `wait_for_producer`, which returns when the producer grid has completed and its writes are
 // visible; the activation, its scales and every store come after it. Launched without the attribute (or after a
 // kernel that never triggers), a consumer simply starts after its predecessor, as any kernel does, and the wait

@@ -184,7 +184,9 @@ struct Int8Gemm {
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
-    status = gemm.run(stream);
+    // a programmatic dependent of the kernel before it (pdl.cuh): its prologue (barrier setup, TMA descriptor
+    // prefetch) overlaps the quantization kernel; every global load waits for it (CUTLASS_ENABLE_GDC_FOR_SM90)
+    status = gemm.run(stream, /*cuda_adapter=*/nullptr, /*launch_with_pdl=*/true);
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
