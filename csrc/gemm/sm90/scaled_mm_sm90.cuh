@@ -109,6 +109,16 @@ struct DequantEpilogue {
 };
 
 // The kernel type for one configuration `Cfg` (see configs_sm90.cuh), output type and epilogue variant.
+// Where this translation unit is built with CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt), its kernels wait
+// for the preceding grid before their first global load, so they may be launched as programmatic dependents
+// (pdl.cuh): their prologue (barrier setup, TMA descriptor prefetch) overlaps the quantization kernel. Launching
+// a kernel built without the macro that way would let it read an unfinished activation, hence one switch for both.
+#ifdef CUTLASS_ENABLE_GDC_FOR_SM90
+constexpr bool kLaunchWithPdl = true;
+#else
+constexpr bool kLaunchWithPdl = false;
+#endif
+
 template <class Cfg, class Out, bool Azp>
 struct Int8Gemm {
   static constexpr bool kSwapAB = Cfg::kSwapAB;
@@ -184,9 +194,7 @@ struct Int8Gemm {
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
-    // a programmatic dependent of the kernel before it (pdl.cuh): its prologue (barrier setup, TMA descriptor
-    // prefetch) overlaps the quantization kernel; every global load waits for it (CUTLASS_ENABLE_GDC_FOR_SM90)
-    status = gemm.run(stream, /*cuda_adapter=*/nullptr, /*launch_with_pdl=*/true);
+    status = gemm.run(stream, /*cuda_adapter=*/nullptr, kLaunchWithPdl);
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
