@@ -109,16 +109,6 @@ struct DequantEpilogue {
 };
 
 // The kernel type for one configuration `Cfg` (see configs_sm90.cuh), output type and epilogue variant.
-// Where this translation unit is built with CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt), its kernels wait
-// for the preceding grid before their first global load, so they may be launched as programmatic dependents
-// (pdl.cuh): their prologue (barrier setup, TMA descriptor prefetch) overlaps the quantization kernel. Launching
-// a kernel built without the macro that way would let it read an unfinished activation, hence one switch for both.
-#ifdef CUTLASS_ENABLE_GDC_FOR_SM90
-constexpr bool kLaunchWithPdl = true;
-#else
-constexpr bool kLaunchWithPdl = false;
-#endif
-
 template <class Cfg, class Out, bool Azp>
 struct Int8Gemm {
   static constexpr bool kSwapAB = Cfg::kSwapAB;
@@ -194,7 +184,7 @@ struct Int8Gemm {
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
-    status = gemm.run(stream, /*cuda_adapter=*/nullptr, kLaunchWithPdl);
+    status = gemm.run(stream);
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }

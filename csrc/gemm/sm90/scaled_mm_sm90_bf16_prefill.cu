@@ -1,9 +1,6 @@
-// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::bfloat16_t, symmetric, the 128-row tiles (M > 256, and the asymmetric-path Mid)
-// and the stream-K swap-AB tile: the kernels built without CUTLASS_ENABLE_GDC_FOR_SM90 (CUTLASS 4.2's stream-K
-// scheduler does not compile with it).
+// Instantiations of the sm_90a int8 GEMM (scaled_mm_sm90.cuh): output cutlass::bfloat16_t, symmetric, the 128-row tiles (M > 256, and the asymmetric-path Mid).
 // One file per (output dtype, config group) so the build compiles them in parallel.
 #include "gemm/sm90/scaled_mm_sm90.cuh"
 
 VLLM_SQ_SM90_INSTANTIATE(Mid, cutlass::bfloat16_t, false)
 VLLM_SQ_SM90_INSTANTIATE(Large, cutlass::bfloat16_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeSwap64, cutlass::bfloat16_t, false)
