@@ -5,7 +5,9 @@
 // a kernel launched after it with cudaLaunchAttributeProgrammaticStreamSerialization (the skinny GEMM,
 // gemm/skinny/) may then be scheduled at once instead of at the producer's completion. The consumer reads only
 // its weight before `wait_for_producer`, which returns when the producer grid has completed and its writes are
-// visible; the activation, its scales and every store come after it. Launched without the attribute (or after a
+// visible; the activation, its scales and every store come after it. It is launched that way only when its
+// weight is none of what the producer writes (pdl_registry.h: a weight quantized on the fly is read after the
+// wait, by an ordinary launch). Launched without the attribute (or after a
 // kernel that never triggers), a consumer simply starts after its predecessor, as any kernel does, and the wait
 // returns at once. Below sm_90 both are no-ops.
 //

@@ -28,6 +28,8 @@ struct ScaledMmParams {
   bool b_per_channel = false;
   OutDtype out_dtype = OutDtype::kBFloat16;
   int sm_count = 0;                 // multiprocessors of the device (persistent / stream-K schedulers)
+  bool weight_read_early_ok = false; // b is not written by the kernel before (pdl_registry.h): a kernel may be
+                                     // launched as its programmatic dependent and read b before the wait
 };
 
 // A kernel launch split in two so the caller allocates the (stream-K) workspace with its own allocator.

@@ -12,6 +12,7 @@
 
 #include "gemm/scaled_mm.h"
 #include "ops.h"
+#include "pdl_registry.h"
 
 namespace vllm_sq {
 namespace {
@@ -123,6 +124,8 @@ at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tenso
   p.sm_count = info.sm_count;
   const int arch = kernel_arch(info.arch);
   auto stream = c10::cuda::getCurrentCUDAStream(a.get_device());
+  p.weight_read_early_ok =
+      pdl::Registry::get().may_read_early(stream, p.b, static_cast<size_t>(p.n) * static_cast<size_t>(p.k));
   GemmPlan plan;
   const char* err = nullptr;
   if (arch >= 90 && arch < 100) {

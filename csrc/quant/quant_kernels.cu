@@ -30,10 +30,13 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <type_traits>
 
 #include "ops.h"
 #include "pdl.cuh"
+#include "pdl_registry.h"
 
 namespace vllm_sq {
 namespace {
@@ -585,6 +588,12 @@ void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Records what the kernel just launched on `stream` writes: a programmatic dependent must not read it early
+// (pdl_registry.h).
+void note_writes(cudaStream_t stream, std::initializer_list<std::pair<const void*, size_t>> ranges) {
+  pdl::Registry::get().note_writes(stream, ranges);
+}
+
 void check_activation(const at::Tensor& x, const char* name) {
   TORCH_CHECK(x.is_cuda(), name, " must be a CUDA tensor (got ", x.device().str(), ")");
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf, name,
@@ -645,6 +654,7 @@ std::tuple<at::Tensor, at::Tensor> per_token_quant(const at::Tensor& x) {
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream, {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}});
   return {q, scales};
 }
 
@@ -666,6 +676,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> per_token_quant_azp(const at::Ten
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream,
+              {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}, {azp.data_ptr(), azp.nbytes()}});
   return {q, scales, azp};
 }
 
@@ -685,6 +697,7 @@ at::Tensor static_quant(const at::Tensor& x, const at::Tensor& scale) {
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream, {{q.data_ptr(), q.nbytes()}});
   return q;
 }
 
@@ -732,6 +745,9 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream, {{q.data_ptr(), q.nbytes()},
+                       {scales.data_ptr(), scales.nbytes()},
+                       {residual ? residual->data_ptr() : nullptr, residual ? residual->nbytes() : size_t{0}}});
   return {q, scales};
 }
 
@@ -778,6 +794,7 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream, {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}});
   return {q, scales};
 }
 
@@ -800,6 +817,7 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  note_writes(stream, {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}});
   return {q, scales};
 }
 

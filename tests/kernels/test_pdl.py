@@ -70,3 +70,32 @@ def test_gemm_after_producer_reads_the_new_activation(m, producer):
                 assert_gemm_close(out, ref, torch.bfloat16)
             except AssertionError as exc:
                 raise AssertionError(f"{names[config + 1]}, pair {i}: {exc}") from exc
+
+
+def test_weight_quantized_just_before_the_gemm_is_not_read_early():
+    """A weight written by the quantization kernel right before the GEMM (per_token_quant of a bf16 weight): the
+    skinny GEMM, which reads its weight before waiting for that kernel when launched as its dependent, must be
+    launched as an ordinary kernel instead (csrc/pdl_registry.h), and see each new weight."""
+    from vllm_sq.ops import int8_scaled_mm, per_token_quant
+
+    gen = torch.Generator("cuda").manual_seed(5)
+    m, n, k = 4, 4096, 4096
+    xq = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen)
+    sx = torch.rand(m, 1, device="cuda", generator=gen) * 0.01 + 1e-3
+    weights = [torch.randn(n, k, device="cuda", generator=gen).bfloat16() for _ in range(4)]
+    refs = []
+    for w in weights:
+        wq, sw, _ = per_token_quant(w)
+        refs.append(ref_scaled_mm(xq, wq, sx, sw, None))
+    poison_allocator()
+    outs = []
+    for w in weights:  # back to back: each weight in the block the previous one just freed
+        wq, sw, _ = per_token_quant(w)
+        outs.append(int8_scaled_mm(xq, wq.t(), sx, sw.reshape(1, -1), None, torch.bfloat16))
+        del wq, sw
+    torch.cuda.synchronize()
+    for i, (out, ref) in enumerate(zip(outs, refs)):
+        try:
+            assert_gemm_close(out, ref, torch.bfloat16)
+        except AssertionError as exc:
+            raise AssertionError(f"weight {i}: {exc}") from exc

@@ -42,7 +42,7 @@ template <int V>
 const char* skinny_plan_fn(const ScaledMmParams& p, GemmPlan* plan) { return skinny_plan(p, V, plan); }
 template <int V>
 const char* skinny_run_fn(const ScaledMmParams& p, void*, cudaStream_t stream) {
-  return skinny_run(p, V, stream, /*programmatic=*/true);
+  return skinny_run(p, V, stream, /*programmatic=*/p.weight_read_early_ok);
 }
 template <int V>
 ConfigEntry skinny_entry() {

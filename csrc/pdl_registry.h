@@ -1,0 +1,59 @@
+// Host side of programmatic dependent launch (pdl.cuh): which bytes the last quantization kernel on each stream
+// writes. A kernel launched as its dependent may start before those writes land and may read, before its
+// griddepcontrol.wait, only memory outside them. The skinny GEMM reads its weight that early, so it is launched
+// as a dependent only when the weight lies outside the spans recorded for its stream (a weight just quantized
+// by per_token_quant, say, is read after the wait instead).
+//
+// Only the kernel immediately before a dependent matters: any earlier one completed before that kernel started.
+// A stale record (another library's kernel ran in between) can only cost the overlap, never correctness.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace vllm_sq::pdl {
+
+struct Span {
+  uintptr_t begin = 0, end = 0;  // [begin, end)
+};
+
+class Registry {
+ public:
+  static Registry& get() {
+    static Registry r;
+    return r;
+  }
+  // The quantization kernel just launched on `stream` writes these (pointer, bytes) ranges.
+  void note_writes(cudaStream_t stream, std::initializer_list<std::pair<const void*, size_t>> ranges) {
+    std::vector<Span> spans;
+    for (const auto& [p, bytes] : ranges) {
+      if (p != nullptr && bytes > 0) spans.push_back({reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes});
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    last_[stream] = std::move(spans);
+  }
+  // True when [p, p + bytes) overlaps nothing the last recorded kernel on `stream` writes.
+  bool may_read_early(cudaStream_t stream, const void* p, size_t bytes) {
+    const uintptr_t b = reinterpret_cast<uintptr_t>(p), e = b + bytes;
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = last_.find(stream);
+    if (it == last_.end()) return true;
+    for (const Span& s : it->second) {
+      if (b < s.end && s.begin < e) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<cudaStream_t, std::vector<Span>> last_;
+};
+
+}  // namespace vllm_sq::pdl
