@@ -38,6 +38,16 @@ def _producers(k: int, gen: torch.Generator) -> dict[str, tuple[Callable, Callab
     }
 
 
+def _assert_each_close(outs: list[torch.Tensor], refs: list[torch.Tensor], label: str) -> None:
+    """After the queued work finishes, every bf16 output matches its float64 reference (label i names a miss)."""
+    torch.cuda.synchronize()
+    for i, (out, ref) in enumerate(zip(outs, refs)):
+        try:
+            assert_gemm_close(out, ref, torch.bfloat16)
+        except AssertionError as exc:
+            raise AssertionError(f"{label} {i}: {exc}") from exc
+
+
 @pytest.mark.parametrize("m", [1, 8, 16, 64])
 @pytest.mark.parametrize("producer", ["per_token_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
                                       "silu_and_mul_quant"])
@@ -64,12 +74,7 @@ def test_gemm_after_producer_reads_the_new_activation(m, producer):
             xq, sx = produce(x)
             outs.append(int8_scaled_mm(xq, w.t(), sx, sw, None, torch.bfloat16, config=config))
             del xq, sx  # the next pair's activation reuses this block
-        torch.cuda.synchronize()
-        for i, (out, ref) in enumerate(zip(outs, refs)):
-            try:
-                assert_gemm_close(out, ref, torch.bfloat16)
-            except AssertionError as exc:
-                raise AssertionError(f"{names[config + 1]}, pair {i}: {exc}") from exc
+        _assert_each_close(outs, refs, f"{names[config + 1]}, pair")
 
 
 def test_weight_quantized_just_before_the_gemm_is_not_read_early():
@@ -93,9 +98,4 @@ def test_weight_quantized_just_before_the_gemm_is_not_read_early():
         wq, sw, _ = per_token_quant(w)
         outs.append(int8_scaled_mm(xq, wq.t(), sx, sw.reshape(1, -1), None, torch.bfloat16))
         del wq, sw
-    torch.cuda.synchronize()
-    for i, (out, ref) in enumerate(zip(outs, refs)):
-        try:
-            assert_gemm_close(out, ref, torch.bfloat16)
-        except AssertionError as exc:
-            raise AssertionError(f"weight {i}: {exc}") from exc
+    _assert_each_close(outs, refs, "weight")
