@@ -167,9 +167,9 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
         run("copy", w_bytes, lambda: (torch.Tensor.copy_, torch.empty(half, dtype=torch.int8, device="cuda"),
                                       torch.empty(half, dtype=torch.int8, device="cuda")))
 
-    def ours_q_gemm(x, w, sw):
+    def ours_q_gemm(x, w, sw, config: int = -1):
         xq, sx, _ = ops.per_token_quant(x)
-        return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
+        return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16, config=config)
 
     if m <= 64:  # the quantization kernels alone, to split the q+gemm time (decode: latency, not bytes)
         run("ours_q", 3 * x_bytes, lambda: (lambda x: ops.per_token_quant(x), s.activation()))
@@ -222,6 +222,10 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
         if name.startswith("Skinny") and s.m > SKINNY_SWEEP_MAX_M:
             continue  # re-reads the weight once per 8 tokens: seconds per call at prefill sizes
         run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
+        if s.m <= 64:  # decode: the quantization in front changes the ranking (programmatic launch, pdl.cuh)
+            run(f"cfgq:{name}", w_bytes + 3 * x_bytes + out_bytes,
+                lambda i=i: (lambda x, w, sw: ours_q_gemm(x, w, sw, config=i), s.activation(),
+                             *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
     res = time_interleaved(graphs, replays)
     del graphs, keep
     torch.cuda.empty_cache()
@@ -295,19 +299,27 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                          f"{_fmt(t.get('vllm_q'), '.1f')} | "
                          f"{_fmt(_diff(t.get('ours_q_gemm'), t.get('ours_gemm')), '.1f')} | "
                          f"{_fmt(_diff(t.get('vllm_q_gemm'), t.get('vllm_gemm')), '.1f')} |")
-    sweep = [r for r in rows if any(key.startswith("cfg:") for key in r["us"])]
-    if sweep:
-        names = sorted({key for r in sweep for key in r["us"] if key.startswith("cfg:")})
-        lines += ["", "Tile configurations (us, our GEMM alone):", "",
-                  "| model | layer | M | " + " | ".join(x[4:] for x in names) + " | best |",
-                  "|---|---|---|" + "---|" * (len(names) + 1)]
-        for r in sweep:
-            vals = {x: r["us"].get(x) for x in names}
-            timed = [(v, x) for x, v in vals.items() if v is not None]
-            best = min(timed)[1][4:] if timed else "-"
-            lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | "
-                         + " | ".join(_fmt(vals[x], ".1f") for x in names) + f" | {best} |")
+    for prefix, title in (("cfg:", "our GEMM alone"), ("cfgq:", "our quantization + GEMM, M <= 64")):
+        lines += _sweep_table(rows, prefix, title)
     return "\n".join(lines) + "\n"
+
+
+def _sweep_table(rows: list[dict], prefix: str, title: str) -> list[str]:
+    """One row per shape, one column per forced configuration (keys `prefix + name`), and the fastest."""
+    sweep = [r for r in rows if any(key.startswith(prefix) for key in r["us"])]
+    if not sweep:
+        return []
+    names = sorted({key for r in sweep for key in r["us"] if key.startswith(prefix)})
+    lines = ["", f"Tile configurations (us, {title}):", "",
+             "| model | layer | M | " + " | ".join(x[len(prefix):] for x in names) + " | best |",
+             "|---|---|---|" + "---|" * (len(names) + 1)]
+    for r in sweep:
+        vals = {x: r["us"].get(x) for x in names}
+        timed = [(v, x) for x, v in vals.items() if v is not None]
+        best = min(timed)[1][len(prefix):] if timed else "-"
+        lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | "
+                     + " | ".join(_fmt(vals[x], ".1f") for x in names) + f" | {best} |")
+    return lines
 
 
 def commit() -> str:

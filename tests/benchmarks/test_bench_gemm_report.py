@@ -30,6 +30,19 @@ def test_prefill_rows_have_no_bound_and_the_table_marks_missing_values():
     assert md.splitlines()[-1].endswith("| Large |")  # the sweep table names the fastest configuration
 
 
+def test_decode_sweep_has_a_table_per_variant_with_its_own_best():
+    d = gemm.derived(16, 4096, 4096, {"ours_gemm": 10.0})
+    meta = {"gpu": "GPU", "date": "2026-11-23T00:00:00Z", "commit": "abc", "vllm": "unavailable", "replays": 5}
+    us = {"ours_gemm": 10.0, "cfg:Skinny16s": 10.5, "cfg:DecodeN64c8": 10.0,
+          "cfgq:Skinny16s": 12.5, "cfgq:DecodeN64c8": 13.5}
+    md = gemm.markdown(meta, [{"model": "7b", "layer": "o", "m": 16, "n": 4096, "k": 4096, "us": us, "derived": d}])
+    alone = md.index("our GEMM alone")
+    with_q = md.index("our quantization + GEMM")
+    assert alone < with_q
+    assert "| 7b | o | 16 | 10.0 | 10.5 | DecodeN64c8 |" in md[alone:with_q]
+    assert "| 7b | o | 16 | 13.5 | 12.5 | Skinny16s |" in md[with_q:]
+
+
 def test_llama3_shapes_are_grouped_query():
     shapes = gemm.MODELS["llama3-8b"]
     assert shapes["qkv"] == (4096 + 2 * 1024, 4096) and shapes["down"] == (4096, 14336)

@@ -94,7 +94,7 @@ def test_every_tile_configuration(m, n, k, out_dtype):
             raise AssertionError(f"configuration {name}: {exc}") from exc
 
 
-@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16])
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16, 24])
 # K: whole unrolled batches plus a remainder of one step, of 16 bytes (a partial 64-byte step), and none;
 # N: one partial 16-row block, a partial 32-row CTA, and a Llama-sized width
 @pytest.mark.parametrize("n,k", [(48, 4160), (272, 11008), (4096, 4112), (16, 8192)])

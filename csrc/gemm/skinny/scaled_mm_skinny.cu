@@ -11,7 +11,8 @@ using namespace skinny;
 // takes more CTAs along grid.y (correct for any M, efficient only for the few tokens it is meant for).
 // Bytes in flight per thread: Unroll x (2 x RowBlocks weight + Tokens/8 token) 16-byte loads.
 // Run 6 (benchmarks/results/..._sweep6.md, M = 1..32): a 16-token configuration was 10-25% behind the CUTLASS
-// decode tiles at M = 16 and was removed; at M <= 8 these are 0-8% ahead of them except on K > 8192.
+// decode tiles at M = 16 (registers only, no programmatic launch then); at M <= 8 these are 0-8% ahead of them
+// except on K > 8192. The 16-token configurations below are back with cp.async staging and the programmatic launch.
 // Two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100). Best for N <= 8192.
 using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
 // One 16-row block per CTA and twice the unroll: several CTAs resident per SM, which balances large N (the
@@ -23,6 +24,15 @@ using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
 // one wave (13B o_proj 14.6 vs 13.6); Skinny8r1s is within 4% of Skinny8r1 either way and is not in the table.
 using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 using Skinny8r1s = SkinnyConfig<8, 1, 8, 1, 8>;
+// Sixteen tokens (two 8-token MMA column blocks), for 8 < M <= 16, where they let the GEMM start as a
+// programmatic dependent of the quantization like the 8-token ones (the CUTLASS decode tiles cannot: run 9).
+// Each CTA also reads its 16 x K activation bytes from L2: half its weight bytes at 32 rows, a quarter at 64.
+// Staged: 6 x (4 weight + 2 token) pieces = 144 KB of ring (one CTA per SM) and 4 + 2 = 96 KB (two per SM);
+// register: 6 pieces x Unroll 4 and 4 pieces x Unroll 6, both 24 loads per thread as in Skinny8r1.
+using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
+using Skinny16r1 = SkinnyConfig<16, 1, 8, 6>;
+using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
+using Skinny16r1s = SkinnyConfig<16, 1, 8, 1, 6>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -69,6 +79,10 @@ constexpr Entry kEntries[] = {
     {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
     {"Skinny8r1s", check<Skinny8r1s>, launch<Skinny8r1s>},
+    {"Skinny16", check<Skinny16>, launch<Skinny16>},
+    {"Skinny16r1", check<Skinny16r1>, launch<Skinny16r1>},
+    {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
+    {"Skinny16r1s", check<Skinny16r1s>, launch<Skinny16r1s>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 

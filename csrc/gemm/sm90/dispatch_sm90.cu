@@ -53,11 +53,12 @@ ConfigEntry skinny_entry() {
 // Index = the `config` number accepted by int8_scaled_mm's forcing hook (benchmarks/gemm.py, tests). The
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {
-  kSkinny8, kSkinny8r1, kSkinny8s, kSkinny8r1s,
+  kSkinny8, kSkinny8r1, kSkinny8s, kSkinny8r1s, kSkinny16, kSkinny16r1, kSkinny16s, kSkinny16r1s,
   kDecodeN64c8, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong, kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
     skinny_entry<0>(), skinny_entry<1>(), skinny_entry<2>(), skinny_entry<3>(),
+    skinny_entry<4>(), skinny_entry<5>(), skinny_entry<6>(), skinny_entry<7>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -94,6 +95,10 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   if (p.m <= 8) {
     if (ceil_div(p.n, 32) <= sms) return kSkinny8s;
     if (p.k <= 8192) return small_n ? kSkinny8 : kSkinny8r1;
+  }
+  if (p.m <= 16) {
+    if (ceil_div(p.n, 32) <= sms) return kSkinny16s;
+    if (p.k <= 8192) return small_n ? kSkinny16 : kSkinny16r1;
   }
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
