@@ -18,21 +18,20 @@ using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
 // One 16-row block per CTA and twice the unroll: several CTAs resident per SM, which balances large N (the
 // hardware hands out small CTAs as others finish). Best for N > 8192 (qkv, gate_up).
 using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
-// The same two with cp.async staging (6 and 8 stages: 120 KB and 96 KB of ring per CTA, one and two CTAs per SM):
-// all of a warp's K steps in flight on o_proj-sized weights. Sweep 7: Skinny8s is 4-10% ahead of everything on
-// N = 4096 (7B/8B o_proj 9.4-9.7 us, down_proj 20.3-20.9), where its 128 CTAs fit one wave, and behind past
-// one wave (13B o_proj 14.6 vs 13.6); Skinny8r1s is within 4% of Skinny8r1 either way and is not in the table.
+// Skinny8 with cp.async staging (6 stages, 120 KB of ring per CTA, one CTA per SM): all of a warp's K steps in
+// flight on o_proj-sized weights. Sweep 7: 4-10% ahead of everything on N = 4096 (7B/8B o_proj 9.4-9.7 us,
+// down_proj 20.3-20.9), where its 128 CTAs fit one wave, and behind past one wave (13B o_proj 14.6 vs 13.6).
+// A staged Skinny8r1 (8 stages, two CTAs per SM) was within 4% of Skinny8r1 either way and was removed.
 using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
-using Skinny8r1s = SkinnyConfig<8, 1, 8, 1, 8>;
 // Sixteen tokens (two 8-token MMA column blocks), for 8 < M <= 16, where they let the GEMM start as a
 // programmatic dependent of the quantization like the 8-token ones (the CUTLASS decode tiles cannot: run 9).
-// Each CTA also reads its 16 x K activation bytes from L2: half its weight bytes at 32 rows, a quarter at 64.
-// Staged: 6 x (4 weight + 2 token) pieces = 144 KB of ring (one CTA per SM) and 4 + 2 = 96 KB (two per SM);
-// register: 6 pieces x Unroll 4 and 4 pieces x Unroll 6, both 24 loads per thread as in Skinny8r1.
+// Each CTA also reads its 16 x K activation bytes from L2, half as many bytes as its 32 weight rows.
+// Register: 6 pieces x Unroll 4 = 24 loads per thread, as in Skinny8r1. Staged: 6 stages of (4 weight + 2 token)
+// pieces = 144 KB of ring, one CTA per SM. Sweep 10 (M = 12/16, quantize + GEMM): Skinny16s 5-9% ahead of the
+// cluster tile where its CTAs fit one wave, Skinny16 up to 5% ahead on large N; one-row-block variants of both
+// (two CTAs per SM) were behind these everywhere and were removed.
 using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
-using Skinny16r1 = SkinnyConfig<16, 1, 8, 6>;
 using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
-using Skinny16r1s = SkinnyConfig<16, 1, 8, 1, 6>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -74,17 +73,15 @@ struct Entry {
   const char* (*check)(const ScaledMmParams&);
   const char* (*launch)(const ScaledMmParams&, cudaStream_t, bool);
 };
-constexpr Entry kEntries[] = {
+constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8", check<Skinny8>, launch<Skinny8>},
     {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
-    {"Skinny8r1s", check<Skinny8r1s>, launch<Skinny8r1s>},
     {"Skinny16", check<Skinny16>, launch<Skinny16>},
-    {"Skinny16r1", check<Skinny16r1>, launch<Skinny16r1>},
     {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
-    {"Skinny16r1s", check<Skinny16r1s>, launch<Skinny16r1s>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
+static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");
 
 }  // namespace
 
