@@ -18,9 +18,10 @@
 // Every kernel lets the GEMM launched after it start streaming its weight at once (pdl.cuh).
 //
 // One CTA per row. Rows of up to 8 * 1024 VEC-wide vectors are read from global memory once: each thread keeps
-// NV (1, 2, 4 or 8; the host picks the smallest that fits with <= 1024 threads) vectors of the row, or of v
-// already rounded to T, in registers through the reductions and the quantization. Longer rows take the older
-// multi-pass path, which re-reads (and re-derives) the row in each pass. One launch, one write of the int8 row.
+// NV (1, 2, 4 or 8; the host picks the smallest that fits in 1024 threads, or in 256 when there are many rows:
+// max_threads below) vectors of the row, or of v already rounded to T, in registers through the reductions and
+// the quantization. Longer rows take the older multi-pass path, which re-reads (and re-derives) the row in each
+// pass. One launch, one write of the int8 row.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -553,21 +554,32 @@ __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __
 
 // ------------------------------------------------------------------------------------------------ host side
 
-// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each up to 1024; fewer rows get wider CTAs
-// (decode: M is small).
+// One CTA per row either way; how wide it is depends on how many rows there are. Few rows (decode): up to 1024
+// threads, so each row (the latency the GEMM waits for) finishes soonest. Many rows (prefill): at most 256
+// threads, so that more rows are resident per SM and more of the activation is in flight; with 512-thread CTAs
+// (K = 4096) an SM held four rows and per_token_quant moved 2.1 TB/s at M = 16384 (run 8: 94 us where vLLM's
+// kernel took 66).
+constexpr int64_t kManyRows = 1024;
+constexpr int kMaxThreads = 1024;
+constexpr int kManyRowsThreads = 256;
+constexpr int kMaxNV = 8;
+
+int max_threads(int64_t rows) { return rows >= kManyRows ? kManyRowsThreads : kMaxThreads; }
+
+// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each, up to max_threads(rows).
 int threads_for(int64_t rows, int nvec) {
-  const int cap = rows >= 1024 ? 256 : 1024;
+  const int cap = max_threads(rows);
   int t = ((nvec + 31) / 32) * 32;
   return t < 32 ? 32 : (t > cap ? cap : t);
 }
 
-constexpr int kMaxThreads = 1024;
-constexpr int kMaxNV = 8;
-
-// Smallest NV in {1, 2, 4, 8} with nvec <= NV * 1024, or 0 (multi-pass) when the row is longer.
-int pick_nv(int64_t nvec) {
-  for (int nv = 1; nv <= kMaxNV; nv *= 2)
-    if (nvec <= static_cast<int64_t>(nv) * kMaxThreads) return nv;
+// Smallest NV in {1, 2, 4, 8} with nvec <= NV * max_threads(rows); failing that (long rows), with 1024 threads;
+// else 0 (multi-pass).
+int pick_nv(int64_t rows, int64_t nvec) {
+  for (const int cap : {max_threads(rows), kMaxThreads}) {
+    for (int nv = 1; nv <= kMaxNV; nv *= 2)
+      if (nvec <= static_cast<int64_t>(nv) * cap) return nv;
+  }
   return 0;
 }
 
@@ -575,7 +587,7 @@ int pick_nv(int64_t nvec) {
 // for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads.
 template <class Launch>
 void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
-  const int nv = pick_nv(nvec);
+  const int nv = pick_nv(rows, nvec);
   const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(rows, nvec);
   switch (nv) {
     case 1: launch(std::integral_constant<int, 1>{}, threads); break;
