@@ -191,7 +191,7 @@ def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
 # a row of nvec = K / VEC vectors is held in registers with the smallest NV in {1, 2, 4, 8} such that
 # nvec <= NV * 1024; longer rows take the multi-pass path. VEC = 8 when K % 8 == 0 (and 16-byte aligned), else 1.
 # The buckets noted are those of few rows; with M = 1024 (many rows) CTAs hold at most 256 threads where NV = 8
-# allows it, so the same K land in other buckets (4096: NV 2; 8192 and 11008: NV 8; 27648: NV 4 with 864 threads).
+# allows it, so the same K land in other buckets (4096: NV 2; 8192: NV 4; 11008: NV 8; 27648: NV 4 with 864 threads).
 BUCKET_KS = [
     # VEC = 8
     8,  # NV 1, 32 threads, one vector
