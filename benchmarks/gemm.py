@@ -13,7 +13,10 @@ shape are replayed in turns, so that clock drift during the run affects them ali
                 cutlass_scaled_mm (vllm_*) against our fused rms_norm_quant / silu_and_mul_quant + GEMM (ours_*);
                 qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
   ours_q, vllm_q  (M <= 64) per_token_quant / scaled_int8_quant alone
+  vllm_q_ours_gemm, ours_q_vllm_gemm  (M <= 64) one project's quantization in front of the other's GEMM, to tell
+                which kernel of a pair decides what the quantization adds
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
+  cfgq:<name>   (M <= 64, --sweep) per_token_quant + that configuration.
   copy          (M <= 64) a device copy of N*K/2 bytes: it reads and writes N*K bytes, the weight traffic of a
                 decode GEMM, so ours/copy is the GEMM's time over what HBM needs to move its weight at this size.
 
@@ -204,6 +207,18 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
                                                                            *s.int8_weight())))
         run("vllm_q_gemm", w_bytes + 3 * x_bytes + out_bytes,
             lambda: (vllm_q_gemm, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+        if m <= 64:
+            def vllm_q_ours_gemm(x, w, sw):
+                xq, sx, _ = vllm_ops.scaled_int8_quant(x)
+                return ops.int8_scaled_mm(xq, w, sx, sw, None, torch.bfloat16)
+
+            def ours_q_vllm_gemm(x, w, sw):
+                xq, sx, _ = ops.per_token_quant(x)
+                return vllm_ops.cutlass_scaled_mm(xq, w, sx, sw.reshape(-1, 1), torch.bfloat16)
+
+            for name, fn in (("vllm_q_ours_gemm", vllm_q_ours_gemm), ("ours_q_vllm_gemm", ours_q_vllm_gemm)):
+                run(name, w_bytes + 3 * x_bytes + out_bytes,
+                    lambda fn=fn: (fn, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
         if s.producer is not None:
             def vllm_prod(p, w, sw):
                 if s.producer == "rms_norm":
@@ -290,15 +305,19 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{_fmt(t.get('copy'), '.1f')} | {_fmt(d.get('ours_over_copy'), '.2f')} |")
     quant = [r for r in rows if "ours_q" in r["us"]]
     if quant:
-        lines += ["", "Quantization alone, and what it adds in front of the GEMM (us; q+gemm - gemm):", "",
-                  "| model | layer | M | ours q | vLLM q | ours q+gemm - gemm | vLLM q+gemm - gemm |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "Quantization alone, and what it adds in front of a GEMM (us; q+gemm - that GEMM alone; "
+                  "the last two pair one project's quantization with the other's GEMM):", "",
+                  "| model | layer | M | ours q | vLLM q | ours q + ours gemm | vLLM q + vLLM gemm "
+                  "| vLLM q + ours gemm | ours q + vLLM gemm |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in quant:
             t = r["us"]
             lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | {_fmt(t.get('ours_q'), '.1f')} | "
                          f"{_fmt(t.get('vllm_q'), '.1f')} | "
                          f"{_fmt(_diff(t.get('ours_q_gemm'), t.get('ours_gemm')), '.1f')} | "
-                         f"{_fmt(_diff(t.get('vllm_q_gemm'), t.get('vllm_gemm')), '.1f')} |")
+                         f"{_fmt(_diff(t.get('vllm_q_gemm'), t.get('vllm_gemm')), '.1f')} | "
+                         f"{_fmt(_diff(t.get('vllm_q_ours_gemm'), t.get('ours_gemm')), '.1f')} | "
+                         f"{_fmt(_diff(t.get('ours_q_vllm_gemm'), t.get('vllm_gemm')), '.1f')} |")
     for prefix, title in (("cfg:", "our GEMM alone"), ("cfgq:", "our quantization + GEMM, M <= 64")):
         lines += _sweep_table(rows, prefix, title)
     return "\n".join(lines) + "\n"

@@ -66,12 +66,13 @@ def test_clock_summary_ignores_idle_and_unreadable_samples():
 
 def test_quantization_table_splits_what_the_quantization_adds():
     meta = {"gpu": "GPU", "date": "2026-11-23T00:00:00Z", "commit": "abc", "vllm": "vLLM 0", "replays": 5}
-    us = {"ours_gemm": 9.5, "ours_q_gemm": 12.0, "ours_q": 2.8, "vllm_gemm": 10.5, "vllm_q_gemm": 12.8}
+    us = {"ours_gemm": 9.5, "ours_q_gemm": 12.0, "ours_q": 2.8, "vllm_gemm": 10.5, "vllm_q_gemm": 12.8,
+          "vllm_q_ours_gemm": 11.5}
     rows = [{"model": "7b", "layer": "o", "m": 1, "n": 4096, "k": 4096, "us": us,
              "derived": gemm.derived(1, 4096, 4096, us)}]
     lines = gemm.markdown(meta, rows).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Quantization alone"))
     header, sep, row = lines[start + 2:start + 5]
     assert header.count("|") == sep.count("|") == row.count("|")
-    # ours q, vLLM q (not timed: "-"), ours q+gemm - gemm, vLLM q+gemm - gemm
-    assert row == "| 7b | o | 1 | 2.8 | - | 2.5 | 2.3 |"
+    # ours q, vLLM q (not timed: "-"), each pair minus its own GEMM alone; the crossed pairs minus the GEMM's owner's
+    assert row == "| 7b | o | 1 | 2.8 | - | 2.5 | 2.3 | 2.0 | - |"
