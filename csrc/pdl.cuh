@@ -1,22 +1,43 @@
-// Programmatic dependent launch (sm_90+): a decode GEMM streams its weight while the kernel that quantizes its
-// activation is still running.
+// Programmatic dependent launch (sm_90+): a kernel is placed on the GPU while the kernel before it in the stream
+// drains, and waits (`wait_for_producer`) before it touches anything that kernel may write.
 //
-// The producer (every quantization kernel, quant/quant_kernels.cu) executes `launch_dependents` as it starts:
-// a kernel launched after it with cudaLaunchAttributeProgrammaticStreamSerialization (the skinny GEMM,
-// gemm/skinny/) may then be scheduled at once instead of at the producer's completion. The consumer reads only
-// its weight before `wait_for_producer`, which returns when the producer grid has completed and its writes are
-// visible; the activation, its scales and every store come after it. It is launched that way only when its
-// weight is none of what the producer writes (pdl_registry.h: a weight quantized on the fly is read after the
-// wait, by an ordinary launch). Launched without the attribute (or after a
-// kernel that never triggers), a consumer simply starts after its predecessor, as any kernel does, and the wait
-// returns at once. Below sm_90 both are no-ops.
+// Two uses. The quantization kernels (quant/quant_kernels.cu) are launched this way behind whatever comes before
+// them: their CTAs are resident when it finishes. Their first instructions are `wait_for_producer`, then
+// `launch_dependents`: the kernel after them may now be scheduled, while they quantize. That kernel is the skinny
+// decode GEMM (gemm/skinny/), launched the same way: it requests its first weight pieces, waits, and only then
+// reads the activation and its scales and stores. The order wait-then-trigger in the quantization kernel matters:
+// when the GEMM starts, every kernel before the quantization has completed, so the only writes its early weight
+// reads can race with are the quantization kernel's own. The GEMM is launched that way only when its weight is
+// none of those (pdl_registry.h: a weight quantized on the fly is read after the wait, by an ordinary launch).
+// Launched without the attribute (or after a kernel that never triggers), a kernel simply starts after its
+// predecessor, as any kernel does, and the wait returns at once. Below sm_90 both instructions are no-ops.
 //
 // The CUTLASS GEMMs are launched normally. Built with CUTLASS_ENABLE_GDC_FOR_SM90 and launched as dependents
 // (run 9, benchmarks/kernel_notes.md), the decode tiles gained about 1 us per call on most shapes but lost 2-6 us on
 // 13B qkv, and 7B decode at batch 64 served 6% fewer tokens/s relative to vLLM's INT8 path; reverted.
 #pragma once
 
+#include <cuda_runtime.h>
+
 namespace vllm_sq::pdl {
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel before it
+// on the stream when `programmatic`.
+template <class... Params, class... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   bool programmatic, Args... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = programmatic ? &attr : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, args...);
+}
 
 __device__ __forceinline__ void launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

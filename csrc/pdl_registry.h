@@ -4,8 +4,12 @@
 // as a dependent only when the weight lies outside the spans recorded for its stream (a weight just quantized
 // by per_token_quant, say, is read after the wait instead).
 //
-// Only the kernel immediately before a dependent matters: any earlier one completed before that kernel started.
-// A stale record (another library's kernel ran in between) can only cost the overlap, never correctness.
+// Only the kernel immediately before a dependent matters: a quantization kernel triggers its dependents only
+// after its own wait, when every kernel before it has completed (pdl.cuh). A record goes stale when another
+// library's kernel runs between the quantization and the GEMM; that kernel never triggers, so the GEMM starts only
+// once all its blocks have exited. What the GEMM could then read early without a guarantee is a weight written
+// by that very kernel, immediately before the GEMM on the same stream: weights are written when a model is
+// loaded, not between a layer's quantization and its GEMM.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "device_info.h"
 #include "gemm/scaled_mm.h"
 #include "ops.h"
 #include "pdl_registry.h"
@@ -82,27 +83,6 @@ ScaledMmParams check_and_pack(const at::Tensor& a, const at::Tensor& b, const at
   p.b_per_channel = b_scales.numel() == n && n > 1;
   p.out_dtype = out_dtype == at::kBFloat16 ? OutDtype::kBFloat16 : OutDtype::kFloat16;
   return p;
-}
-
-struct DeviceInfo {
-  int arch = 0;      // 10 * major + minor
-  int sm_count = 0;
-};
-
-// Queried once per device (attribute reads, no stream work: safe during CUDA-graph capture).
-const DeviceInfo& device_info(int device) {
-  static DeviceInfo infos[64];
-  TORCH_CHECK(device >= 0 && device < 64, "device index ", std::to_string(device), " out of range");
-  DeviceInfo& info = infos[device];
-  if (info.arch == 0) {
-    int major = 0, minor = 0, sms = 0;
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    info.sm_count = sms;
-    info.arch = major * 10 + minor;
-  }
-  return info;
 }
 
 // VLLM_SQ_GEMM_ARCH=80 runs the sm_80 kernels on a newer GPU (through their embedded PTX): tests only.

@@ -35,6 +35,7 @@
 #include <utility>
 #include <type_traits>
 
+#include "device_info.h"
 #include "ops.h"
 #include "pdl.cuh"
 #include "pdl_registry.h"
@@ -324,7 +325,8 @@ template <class T, int VEC, int NV, bool ASYM>
 __global__ void __launch_bounds__(1024, 1) quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int k,
                                                      const float* static_scale, float* scales, int32_t* azp) {
   __shared__ float smem[32];
-  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
+  pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
+  pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * k;
   float* scale_out = scales ? scales + row : nullptr;
@@ -345,7 +347,8 @@ __global__ void __launch_bounds__(1024, 1)
     rms_norm_quant_kernel(const T* __restrict__ x, T* __restrict__ residual, const T* __restrict__ w, float eps,
                           int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
-  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
+  pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
+  pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
@@ -438,7 +441,8 @@ __global__ void __launch_bounds__(1024, 1)
     layer_norm_quant_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, float eps,
                             int8_t* __restrict__ q, int k, const float* static_scale, float* scales) {
   __shared__ float smem[32];
-  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
+  pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
+  pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
   const int64_t row = blockIdx.x;
   const int nvec = k / VEC;
   const T* x_row = x + row * k;
@@ -515,7 +519,8 @@ template <class T, int VEC, int NV>
 __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q,
                                                                   int d, const float* static_scale, float* scales) {
   __shared__ float smem[32];
-  pdl::launch_dependents();  // the GEMM after this kernel may start streaming its weight now
+  pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
+  pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
   const int64_t row = blockIdx.x;
   const T* gate = x + row * 2 * d;
   const T* up = gate + d;
@@ -600,6 +605,18 @@ void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// One CTA per row. On sm_90+ as a programmatic dependent of the kernel before it (pdl.cuh): its CTAs are placed
+// while that kernel drains and start with pdl::wait_for_producer, instead of being launched after it completes.
+template <class... Params, class... Args>
+void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
+  TORCH_CHECK(rows <= INT32_MAX, "quantization: too many rows (", std::to_string(rows), ")");
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));  // the caller's CUDAGuard selected the tensors' device
+  const bool programmatic = device_info(device).arch >= 90;
+  C10_CUDA_CHECK(pdl::launch(kernel, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, stream, programmatic,
+                             args...));
+}
+
 // Records what the kernel just launched on `stream` writes: a programmatic dependent must not read it early
 // (pdl_registry.h).
 void note_writes(cudaStream_t stream, std::initializer_list<std::pair<const void*, size_t>> ranges) {
@@ -661,7 +678,7 @@ std::tuple<at::Tensor, at::Tensor> per_token_quant(const at::Tensor& x) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
-      quant_kernel<T, VEC, decltype(nv)::value, false><<<m, threads, 0, stream>>>(
+      launch_quant(quant_kernel<T, VEC, decltype(nv)::value, false>, m, threads, stream,
           static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(), nullptr);
     });
   });
@@ -682,7 +699,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> per_token_quant_azp(const at::Ten
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
-      quant_kernel<T, VEC, decltype(nv)::value, true><<<m, threads, 0, stream>>>(
+      launch_quant(quant_kernel<T, VEC, decltype(nv)::value, true>, m, threads, stream,
           static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, nullptr, scales.data_ptr<float>(),
           azp.data_ptr<int32_t>());
     });
@@ -704,7 +721,7 @@ at::Tensor static_quant(const at::Tensor& x, const at::Tensor& scale) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
-      quant_kernel<T, VEC, decltype(nv)::value, false><<<m, threads, 0, stream>>>(
+      launch_quant(quant_kernel<T, VEC, decltype(nv)::value, false>, m, threads, stream,
           static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), k, s, nullptr, nullptr);
     });
   });
@@ -747,11 +764,11 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_quant_impl(const at::Tensor& x, at::
     dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
       if (residual != nullptr) {
-        rms_norm_quant_kernel<T, VEC, NV, true><<<m, threads, 0, stream>>>(
+        launch_quant(rms_norm_quant_kernel<T, VEC, NV, true>, m, threads, stream,
             xp, static_cast<T*>(residual->data_ptr()), wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
             scales.data_ptr<float>());
       } else {
-        rms_norm_quant_kernel<T, VEC, NV, false><<<m, threads, 0, stream>>>(
+        launch_quant(rms_norm_quant_kernel<T, VEC, NV, false>, m, threads, stream,
             xp, nullptr, wp, static_cast<float>(eps), q.data_ptr<int8_t>(), k, s, scales.data_ptr<float>());
       }
     });
@@ -799,7 +816,7 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_quant(const at::Tensor& x, const a
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, k / VEC, [&](auto nv, int threads) {
-      layer_norm_quant_kernel<T, VEC, decltype(nv)::value><<<m, threads, 0, stream>>>(
+      launch_quant(layer_norm_quant_kernel<T, VEC, decltype(nv)::value>, m, threads, stream,
           static_cast<const T*>(x.data_ptr()), static_cast<const T*>(weight.data_ptr()),
           static_cast<const T*>(bias.data_ptr()), static_cast<float>(eps), q.data_ptr<int8_t>(), k, s,
           scales.data_ptr<float>());
@@ -824,7 +841,7 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
-      silu_and_mul_quant_kernel<T, VEC, decltype(nv)::value><<<m, threads, 0, stream>>>(
+      launch_quant(silu_and_mul_quant_kernel<T, VEC, decltype(nv)::value>, m, threads, stream,
           static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s, scales.data_ptr<float>());
     });
   });

@@ -1,6 +1,6 @@
-"""Programmatic dependent launch (csrc/pdl.cuh): the skinny GEMM starts streaming its weight, and the CUTLASS decode
-and mid-size GEMMs run their prologue, while the kernel that quantizes their activation is still running; they
-must still read that activation, never what the buffer held before (GPU)."""
+"""Programmatic dependent launch (csrc/pdl.cuh): the skinny GEMM starts streaming its weight while the kernel that
+quantizes its activation is still running, and the quantization kernels are placed while the kernel before them
+drains; each must still read its input as finished, never what the buffer held before (GPU)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _producers(k: int, gen: torch.Generator) -> dict[str, tuple[Callable, Callab
     from vllm_sq import ops
 
     norm_w = (torch.rand(k, device="cuda", generator=gen) + 0.5).bfloat16()
-    residual = torch.randn(64, k, device="cuda", generator=gen).bfloat16()
+    residual = torch.randn(1024, k, device="cuda", generator=gen).bfloat16()  # rows for every M of the tests
 
     def randn(cols: int) -> Callable[[int], torch.Tensor]:
         return lambda m: (torch.randn(m, cols, device="cuda", generator=gen) * 3).bfloat16()
@@ -99,3 +99,35 @@ def test_weight_quantized_just_before_the_gemm_is_not_read_early():
         outs.append(int8_scaled_mm(xq, wq.t(), sx, sw.reshape(1, -1), None, torch.bfloat16))
         del wq, sw
     _assert_each_close(outs, refs, "weight")
+
+
+@pytest.mark.parametrize("m", [1, 16, 1024])
+@pytest.mark.parametrize("producer", ["per_token_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
+                                      "silu_and_mul_quant"])
+def test_quantization_right_after_the_gemm_that_writes_its_input(m, producer):
+    """The quantization kernels are launched as programmatic dependents of whatever precedes them (pdl.cuh) and must
+    wait for it before reading: here each input is the output of the GEMM queued right before (the o_proj ->
+    add + RMSNorm and gate_up -> SiLU-and-mul pattern), and each result equals, bit for bit, the quantization of
+    that output once it is finished."""
+    from vllm_sq.ops import int8_scaled_mm
+
+    k = 4096
+    gen = torch.Generator("cuda").manual_seed(m + len(producer))
+    make, produce = _producers(k, gen)[producer]
+    width = make(1).shape[1]  # the producer's input width: k, or 2k for SiLU-and-mul
+    w = torch.randint(-127, 128, (width, k), dtype=torch.int8, device="cuda", generator=gen)
+    sw = torch.rand(1, width, device="cuda", generator=gen) * 1e-3 + 1e-4
+    acts = [torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen) for _ in range(4)]
+    sx = torch.rand(m, 1, device="cuda", generator=gen) * 0.01 + 1e-3
+    poison_allocator()
+    ys, outs = [], []
+    for xq in acts:  # back to back: GEMM, then the quantization of its output
+        y = int8_scaled_mm(xq, w.t(), sx, sw, None, torch.bfloat16)
+        outs.append(produce(y))
+        ys.append(y)
+    torch.cuda.synchronize()
+    for i, (y, (q, s)) in enumerate(zip(ys, outs)):
+        ref_q, ref_s = produce(y.clone())  # alone, on the finished input
+        torch.cuda.synchronize()
+        assert torch.equal(q, ref_q), f"{producer} after GEMM {i}: int8 codes differ"
+        assert torch.equal(s, ref_s), f"{producer} after GEMM {i}: scales differ"

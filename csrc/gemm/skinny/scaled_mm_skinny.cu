@@ -54,17 +54,7 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmat
   }
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
   // the activation).
-  cudaLaunchAttribute attr;
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = Cfg::kRingBytes;
-  config.stream = stream;
-  config.attrs = programmatic ? &attr : nullptr;
-  config.numAttrs = programmatic ? 1 : 0;
-  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, p);
+  const cudaError_t err = pdl::launch(kernel, grid, block, Cfg::kRingBytes, stream, programmatic, p);
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
 }
 

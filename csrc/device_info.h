@@ -1,0 +1,33 @@
+// Per-device facts the kernels' host code needs, queried once per device (attribute reads, no stream work: safe
+// during CUDA-graph capture).
+#pragma once
+
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/Exception.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace vllm_sq {
+
+struct DeviceInfo {
+  int arch = 0;  // 10 * major + minor
+  int sm_count = 0;
+};
+
+inline const DeviceInfo& device_info(int device) {
+  static DeviceInfo infos[64];
+  TORCH_CHECK(device >= 0 && device < 64, "device index ", std::to_string(device), " out of range");
+  DeviceInfo& info = infos[device];
+  if (info.arch == 0) {
+    int major = 0, minor = 0, sms = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    info.sm_count = sms;
+    info.arch = major * 10 + minor;
+  }
+  return info;
+}
+
+}  // namespace vllm_sq
