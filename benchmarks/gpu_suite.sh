@@ -171,7 +171,7 @@ fi
 if step sanitize 60; then
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$(cap 240)" compute-sanitizer --tool memcheck --error-exitcode 99 \
     python3 -m pytest -q -p no:cacheprovider tests/kernels \
-    -k "(scale_granularities and 33) or (every_tile and 33 and 5120) or (skinny and 272) or (producer_reads and silu and 8) or (azp and 255) or (quant and (7-80 or 5-12))" \
+    -k "(scale_granularities and 33) or (every_tile and 33 and 5120) or (skinny and 272) or (producer_reads and silu and 8) or (right_after and 16) or (azp and 255) or (quant and (7-80 or 5-12))" \
     >"$LOGS/memcheck.log" 2>&1
   rc=$?
   note "memcheck: rc=$rc (99 = errors found, 124 = timeout) $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck.log" | tail -1) | $(tail -1 "$LOGS/memcheck.log")"
