@@ -1,0 +1,143 @@
+"""Kernel timeline of quantize + GEMM pairs under CUDA-graph replay: where the time between two GEMMs goes.
+
+benchmarks/gemm.py measures what a quantization adds in front of a GEMM; this splits it. Each of the four pairings
+(our or vLLM's quantization, then our or vLLM's GEMM) is captured as one graph of `--pairs` back-to-back pairs on
+fresh activations, replayed under torch.profiler (CUPTI kernel records), and summarized per pair: the median
+duration of each kernel and of the gaps between them (end of one kernel to the start of the next: launch and
+drain; negative where a programmatic dependent starts before its predecessor ends), and the period of a pair.
+
+Usage: python -m benchmarks.pair_timeline --out DIR [--shapes 16x6144x4096,16x5120x5120] [--pairs 8] [--replays 20]
+Writes DIR/pair_timeline_<gpu>_<date>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+QUANT_KERNEL_NAMES = ("quant_kernel", "scaled_int8_quant")  # ours, vLLM's (substrings of the kernel names)
+
+
+def _kernels(trace: dict) -> list[tuple[float, float, str]]:
+    """(start us, end us, name) of every kernel and memset in a Chrome trace, in start order."""
+    out = [(e["ts"], e["ts"] + e["dur"], e["name"]) for e in trace.get("traceEvents", [])
+           if e.get("cat") in ("kernel", "gpu_memset") and "dur" in e]
+    return sorted(out)
+
+
+def summarize(kernels: list[tuple[float, float, str]], replays: int, pairs: int) -> dict[str, float]:
+    """Median quant / GEMM duration, the gap before each, and the period of one pair (us)."""
+    rec: dict[str, list[float]] = {"quant_us": [], "gemm_us": [], "gap_before_gemm_us": [],
+                                   "gap_before_quant_us": []}
+    prev_end = None
+    for start, end, name in kernels:
+        kind = "quant" if any(q in name for q in QUANT_KERNEL_NAMES) else "gemm"
+        rec[f"{kind}_us"].append(end - start)
+        if prev_end is not None and start - prev_end < 50.0:  # within one replay, not across replays
+            rec[f"gap_before_{kind}_us"].append(start - prev_end)
+        prev_end = end
+    res = {key: statistics.median(v) if v else float("nan") for key, v in rec.items()}
+    res["kernels_per_pair"] = len(kernels) / max(replays * pairs, 1)
+    res["period_us"] = res["quant_us"] + res["gemm_us"] + res["gap_before_gemm_us"] + res["gap_before_quant_us"]
+    return res
+
+
+def time_pairings(m: int, n: int, k: int, pairs: int, replays: int, vllm_ops) -> dict[str, dict[str, float]]:
+    from torch.profiler import ProfilerActivity, profile
+
+    from vllm_sq import ops
+
+    gen = torch.Generator("cuda").manual_seed(m + n + k)
+    xs = [(torch.randn(m, k, device="cuda", generator=gen) * 3).bfloat16() for _ in range(pairs)]
+    w = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen)
+    sw = torch.rand(1, n, device="cuda", generator=gen) * 1e-3 + 1e-4
+    quants = {"ours": lambda x: ops.per_token_quant(x)[:2], "vllm": lambda x: vllm_ops.scaled_int8_quant(x)[:2]}
+    gemms = {"ours": lambda q, s: ops.int8_scaled_mm(q, w.t(), s, sw, None, torch.bfloat16),
+             "vllm": lambda q, s: vllm_ops.cutlass_scaled_mm(q, w.t(), s, sw.reshape(-1, 1), torch.bfloat16)}
+    results = {}
+    for qn, quant in quants.items():
+        for gn, gemm in gemms.items():
+            def body():
+                for x in xs:
+                    gemm(*quant(x))
+
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                body()  # warm-up outside the graph (workspaces, lazy initialization)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                body()
+            for _ in range(3):
+                graph.replay()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(replays):
+                    graph.replay()
+                torch.cuda.synchronize()
+            with tempfile.NamedTemporaryFile(suffix=".json") as f:
+                prof.export_chrome_trace(f.name)
+                trace = json.loads(Path(f.name).read_text())
+            results[f"{qn} q + {gn} gemm"] = summarize(_kernels(trace), replays, pairs)
+            del graph
+    return results
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    lines = [f"# Quantize + GEMM kernel timeline: {meta['gpu']}, {meta['date']}, commit {meta['commit']}", "",
+             f"vLLM: {meta['vllm']}. {meta['pairs']} pairs per CUDA graph, {meta['replays']} replays under "
+             "torch.profiler; medians in us. A gap is the end of one kernel to the start of the next (negative: "
+             "a programmatic dependent started before its predecessor ended).", "",
+             "| M | N | K | pairing | quant | gap to GEMM | GEMM | gap to quant | period | kernels per pair |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for pairing, t in r["pairings"].items():
+            lines.append(f"| {r['m']} | {r['n']} | {r['k']} | {pairing} | {t['quant_us']:.2f} | "
+                         f"{t['gap_before_gemm_us']:.2f} | {t['gemm_us']:.2f} | {t['gap_before_quant_us']:.2f} | "
+                         f"{t['period_us']:.2f} | {t['kernels_per_pair']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--shapes", default="16x6144x4096,16x5120x5120,64x4096x4096,16x4096x4096",
+                    help="comma list of MxNxK")
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--replays", type=int, default=20)
+    args = ap.parse_args(argv)
+
+    from benchmarks.gemm import _vllm_ops, commit
+    from benchmarks.run_info import utc_now
+    from vllm_sq import ops
+
+    ok, reason = ops.available()
+    vllm_ops, vllm_err = _vllm_ops()
+    if not ok or vllm_ops is None:
+        print(f"needs our ops and vLLM's: {reason if not ok else vllm_err}", file=sys.stderr)
+        return 2
+    gpu = torch.cuda.get_device_name()
+    meta = {"gpu": gpu, "date": utc_now(), "commit": commit(), "vllm": "vLLM " + __import__("vllm").__version__,
+            "pairs": args.pairs, "replays": args.replays}
+    rows = []
+    for shape in args.shapes.split(","):
+        m, n, k = map(int, shape.split("x"))
+        rows.append({"m": m, "n": n, "k": k, "pairings": time_pairings(m, n, k, args.pairs, args.replays, vllm_ops)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "pair_timeline_" + gpu.replace(" ", "_").replace("/", "_") + "_" + meta["date"][:10]
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    md = markdown(meta, rows)
+    (args.out / f"{stem}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
