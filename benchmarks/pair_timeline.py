@@ -1,8 +1,8 @@
 """Kernel timeline of quantize + GEMM pairs under CUDA-graph replay: where the time between two GEMMs goes.
 
 benchmarks/gemm.py measures what a quantization adds in front of a GEMM; this splits it. Each of the four pairings
-(our or vLLM's quantization, then our or vLLM's GEMM) is captured as one graph of `--pairs` back-to-back pairs on
-fresh activations, replayed under torch.profiler (CUPTI kernel records), and summarized per pair: the median
+(our or vLLM's quantization, then our or vLLM's GEMM) is captured as one graph of `--pairs` back-to-back pairs,
+each with its own activation and weight, replayed under torch.profiler (CUPTI kernel records), and summarized per pair: the median
 duration of each kernel and of the gaps between them (end of one kernel to the start of the next: launch and
 drain; negative where a programmatic dependent starts before its predecessor ends), and the period of a pair.
 
@@ -55,17 +55,18 @@ def time_pairings(m: int, n: int, k: int, pairs: int, replays: int, vllm_ops) ->
 
     gen = torch.Generator("cuda").manual_seed(m + n + k)
     xs = [(torch.randn(m, k, device="cuda", generator=gen) * 3).bfloat16() for _ in range(pairs)]
-    w = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen)
+    # one weight per pair, as in a model (and in gemm.py): together beyond L2, so each GEMM streams its weight
+    ws = [torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen) for _ in range(pairs)]
     sw = torch.rand(1, n, device="cuda", generator=gen) * 1e-3 + 1e-4
     quants = {"ours": lambda x: ops.per_token_quant(x)[:2], "vllm": lambda x: vllm_ops.scaled_int8_quant(x)[:2]}
-    gemms = {"ours": lambda q, s: ops.int8_scaled_mm(q, w.t(), s, sw, None, torch.bfloat16),
-             "vllm": lambda q, s: vllm_ops.cutlass_scaled_mm(q, w.t(), s, sw.reshape(-1, 1), torch.bfloat16)}
+    gemms = {"ours": lambda q, s, w: ops.int8_scaled_mm(q, w.t(), s, sw, None, torch.bfloat16),
+             "vllm": lambda q, s, w: vllm_ops.cutlass_scaled_mm(q, w.t(), s, sw.reshape(-1, 1), torch.bfloat16)}
     results = {}
     for qn, quant in quants.items():
         for gn, gemm in gemms.items():
             def body():
-                for x in xs:
-                    gemm(*quant(x))
+                for x, w in zip(xs, ws):
+                    gemm(*quant(x), w)
 
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
