@@ -92,29 +92,6 @@ struct Divisor {
   }
 };
 
-// round_t<T>(g / (1 + expf(-g))), the SiLU of the unfused op rounded to T, bit for bit, at a fraction of the cost
-// of an IEEE division and an accurate expf per element (which made SiLU-and-mul + quant compute-bound: run 10).
-// a = __fdividef(g, 1 + __expf(-g)): __expf is within 2 + 1.173|x| ulp and __fdividef within 2 ulp (CUDA Math
-// API, intrinsic functions), the accurate expression within ~3.5 ulp, so for |g| <= 12 the two lie within 22 ulp,
-// at most 44 float steps, of each other, and round to the same T unless a midpoint between two values of T lies
-// between them. a is used where its dropped bits (16 for bf16, 13 for fp16) are more than 128 steps from that
-// midpoint; else, and for |g| > 12, NaN, or an fp16 result below its normal range (coarser rounding there), the
-// accurate expression decides (about 0.4% (bf16) and 3% (fp16) of the elements in [-12, 12]). Checked bit for bit
-// against torch's float SiLU rounded to T: tests/kernels/test_quant.py.
-template <class T>
-__device__ __forceinline__ float silu_t(float g) {
-  if (fabsf(g) <= 12.f) {
-    const float a = __fdividef(g, 1.f + __expf(-g));
-    constexpr int kDrop = std::is_same_v<T, __half> ? 13 : 16;
-    constexpr uint32_t kHalf = 1u << (kDrop - 1);
-    const uint32_t r = __float_as_uint(a) & ((1u << kDrop) - 1u);
-    const uint32_t from_midpoint = r > kHalf ? r - kHalf : kHalf - r;
-    const bool in_range = !std::is_same_v<T, __half> || fabsf(a) >= 0x1p-14f;
-    if (from_midpoint > 128u && in_range) return round_t<T>(a);
-  }
-  return round_t<T>(g / (1.f + expf(-g)));
-}
-
 enum class Reduce { kMax, kMin, kSum };
 
 template <Reduce R>
@@ -561,7 +538,7 @@ __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
           const float gj = g.get(j);
-          out[j] = silu_t<T>(gj) * u.get(j);
+          out[j] = round_t<T>(gj / (1.f + expf(-gj))) * u.get(j);
         }
         v[n].set(out);
       }
@@ -573,7 +550,7 @@ __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __
       load_vec<T, VEC>(gate, i, v);
       load_vec<T, VEC>(up, i, u);
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(silu_t<T>(v[j]) * u[j]);
+      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] / (1.f + expf(-v[j]))) * u[j]);
     };
     quantize_row<VEC, false>(value, d / VEC, q + row * d, static_scale, scales + row, nullptr, smem);
   }
