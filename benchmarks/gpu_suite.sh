@@ -6,8 +6,10 @@
 #
 # Environment:
 #   OUT                 where logs and results go (default ./out/gpu_suite); the device tool returns $OUT
-#   SUITE_STEPS         comma list from build,test,sm80,bench,sanitize,serve (default: all, in that order);
-#                       sm80 runs the GEMM tests on the sm_80 kernels through their PTX (VLLM_SQ_GEMM_ARCH=80)
+#   SUITE_STEPS         comma list from build,test,sm80,bench,timeline,sanitize,serve (default: all but timeline,
+#                       in that order); sm80 runs the GEMM tests on the sm_80 kernels through their PTX
+#                       (VLLM_SQ_GEMM_ARCH=80); timeline runs benchmarks/pair_timeline.py (needs the vLLM bundle)
+#   TIMELINE_ARGS       extra arguments for benchmarks/pair_timeline.py (e.g. "--shapes 16x6144x4096")
 #   SUITE_BUDGET_S      wall-clock budget of the whole call (default 560: the device tool's limit is 600); each
 #                       step gets what is left, steps that no longer fit are skipped and say so
 #   VLLM_SQ_CUDA_ARCHS  arches to build (default 80,90a here: the H100's kernels, and the sm_80 ones with PTX so
@@ -22,7 +24,8 @@
 # calls) it is verified, unpacked to /tmp/gpu-site and put on PYTHONPATH; otherwise they are reported as
 # unavailable. CUTLASS headers: from an importable `cutlass_library` (the bundle has one), else from the wheel
 # under .whl/ (carry it).
-# Results: $OUT/summary.txt, $OUT/gemm_<gpu>_<date>.{json,md}, $OUT/logs/*.log (tarred at the end).
+# Results: $OUT/summary.txt, $OUT/gemm_<gpu>_<date>.{json,md}, $OUT/pair_timeline_<gpu>_<date>.{json,md} (timeline),
+# $OUT/logs/*.log (tarred at the end).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -165,6 +168,13 @@ if step bench 90; then
   note "gemm benchmark: rc=$? $(ls "$OUT"/gemm_*.md 2>/dev/null | head -1 | xargs -r basename)"
   kill "$smi" 2>/dev/null
   note "clocks during the benchmark (SM MHz, W, C): $(python3 -m benchmarks.clock_summary "$LOGS/clocks.csv" 2>&1 | tail -1)"
+fi
+
+# --- kernel timeline of quantize + GEMM pairs (right after the GEMM table: the same clocks) -------------------
+if step timeline 60; then
+  # shellcheck disable=SC2086
+  timeout "$(cap 120)" python3 -m benchmarks.pair_timeline --out "$OUT" ${TIMELINE_ARGS:-} >"$LOGS/timeline.log" 2>&1
+  note "pair timeline: rc=$? $(ls "$OUT"/pair_timeline_*.md 2>/dev/null | head -1 | xargs -r basename)"
 fi
 
 # --- compute-sanitizer memcheck on a subset (no caching allocator, so out-of-bounds accesses are visible) ---
