@@ -14,7 +14,8 @@
 //   layer_norm:       v = T((x - mean) * rstd * w + b),  rstd = rsqrt(var + eps)  (biased variance, as torch)
 //   silu_and_mul:     v = T(T(silu(g)) * u),        x = [g | u] along the last dim
 // The divisions round as IEEE division does (no fast-math), so results match a float32 torch reference bit for
-// bit; v / s takes a reciprocal computed once per row and two exact corrections (Divisor, below).
+// bit; v / s takes a reciprocal computed once per row and two exact corrections (Divisor, below), SiLU's division
+// the fast path of '/' without its range check (silu_fast), and the codes are rounded by an FADD (Int8Rounder).
 // Every kernel lets the GEMM launched after it start streaming its weight at once (pdl.cuh).
 //
 // One CTA per row. Rows of up to 8 * 1024 VEC-wide vectors are read from global memory once: each thread keeps
@@ -61,6 +62,26 @@ __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_
 template <class T>
 __device__ __forceinline__ float round_t(float v) { return to_f<T>(from_f<T>(v)); }
 
+// round_t of every element, two per conversion instruction where VEC is even (the same rounding: cvt.rn).
+template <class T, int VEC>
+__device__ __forceinline__ void round_t_all(float (&v)[VEC]) {
+  if constexpr (VEC % 2 == 0) {
+#pragma unroll
+    for (int j = 0; j < VEC; j += 2) {
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        const __nv_bfloat162 p = __floats2bfloat162_rn(v[j], v[j + 1]);
+        v[j] = __low2float(p), v[j + 1] = __high2float(p);
+      } else {
+        const __half2 p = __floats2half2_rn(v[j], v[j + 1]);
+        v[j] = __low2float(p), v[j + 1] = __high2float(p);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(v[j]);
+  }
+}
+
 // VEC consecutive elements of T: 16 bytes when VEC == 8.
 template <class T, int VEC>
 struct alignas(sizeof(T) * VEC) Vec {
@@ -89,6 +110,22 @@ struct Divisor {
     const float q0 = __fmul_rn(x, inv);
     const float q1 = __fmaf_rn(__fmaf_rn(-q0, s, x), inv, q0);
     return __fmaf_rn(__fmaf_rn(-q1, s, x), inv, q1);
+  }
+};
+
+// clamp(round(x) + z, lo, 127) as int8, for an integer-valued z and lo (round half to even). x is clamped to
+// [lo - z, 127 - z] first, which gives the same code (rounding is monotone and the bounds are integers; a NaN x
+// becomes lo - z, as fmaxf drops it, and lo as before), and then rounded by adding 1.5 * 2^23, which leaves
+// round(x) in the low mantissa bits (exact for |x| < 2^22): one FADD instead of FRND and F2I, which run on the
+// conversion pipe at an eighth of the FADD rate.
+struct Int8Rounder {
+  float lo, hi;
+  int z;
+  __device__ Int8Rounder(float zero_point, float lowest)
+      : lo(lowest - zero_point), hi(127.f - zero_point), z(static_cast<int>(zero_point)) {}
+  __device__ __forceinline__ int8_t operator()(float x) const {
+    const float t = __fadd_rn(fminf(fmaxf(x, lo), hi), 0x1.8p23f);  // bits 0x4B400000 + round(x)
+    return static_cast<int8_t>(__float_as_int(t) + z);                // 0x4B400000 is 0 mod 256
   }
 };
 
@@ -161,17 +198,14 @@ __device__ void quantize_row(ValueFn value, int nvec, int8_t* __restrict__ q_row
       if constexpr (ASYM) *azp_out = static_cast<int32_t>(z);
     }
   }
-  constexpr float kLo = ASYM ? -128.f : -127.f;
+  const Int8Rounder to_int8(z, ASYM ? -128.f : -127.f);
   const Divisor div(s);
   for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
     float v[VEC];
     value(i, v);
     QVec<VEC> out;
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-      const float q = rintf(div.divide(v[j])) + z;
-      out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
-    }
+    for (int j = 0; j < VEC; ++j) out.v[j] = to_int8(div.divide(v[j]));
     reinterpret_cast<QVec<VEC>*>(q_row)[i] = out;
   }
 }
@@ -294,7 +328,7 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
       if constexpr (ASYM) *azp_out = static_cast<int32_t>(z);
     }
   }
-  constexpr float kLo = ASYM ? -128.f : -127.f;
+  const Int8Rounder to_int8(z, ASYM ? -128.f : -127.f);
   const Divisor div(s);
   auto store = [&](auto divide) {
 #pragma unroll
@@ -302,10 +336,7 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
       if (reg_index(n) < nvec) {
         QVec<VEC> out;
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float q = rintf(divide(v[n].get(j))) + z;
-          out.v[j] = static_cast<int8_t>(fminf(fmaxf(q, kLo), 127.f));
-        }
+        for (int j = 0; j < VEC; ++j) out.v[j] = to_int8(divide(v[n].get(j)));
         reinterpret_cast<QVec<VEC>*>(q_row)[reg_index(n)] = out;
       }
     }
@@ -394,7 +425,10 @@ __global__ void __launch_bounds__(1024, 1)
         wv.load(w, i);
         float out[VEC];
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) out[j] = round_t<T>(h[n].get(j) * r) * wv.get(j);
+        for (int j = 0; j < VEC; ++j) out[j] = h[n].get(j) * r;
+        round_t_all<T>(out);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) out[j] *= wv.get(j);
         h[n].set(out);
       }
     }
@@ -427,7 +461,11 @@ __global__ void __launch_bounds__(1024, 1)
       load_vec<T, VEC>(h_row, i, v);
       load_vec<T, VEC>(w, i, wv);
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] * r) * wv[j]);
+      for (int j = 0; j < VEC; ++j) v[j] *= r;
+      round_t_all<T>(v);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) v[j] *= wv[j];
+      round_t_all<T>(v);
     };
     quantize_row<VEC, false>(value, nvec, q + row * k, static_scale, scales + row, nullptr, smem);
   }
@@ -515,9 +553,48 @@ __global__ void __launch_bounds__(1024, 1)
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
-template <class T, int VEC, int NV>
-__global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q,
-                                                                  int d, const float* static_scale, float* scales) {
+// SiLU as the unfused op computes it, g / (1 + expf(-g)) with an IEEE division, for |g| <= kSiluFastMax: the
+// division's own fast path (reciprocal, one Newton step, a remainder correction: the sequence nvcc emits for '/'),
+// without its range check (FCHK) and the branch to its slow path, which are needed only where the reciprocal or the
+// remainder leave the normal range. Here d = 1 + expf(-g) lies in [1, 1 + e^87] (below 2^126). Every bf16 and fp16
+// value of g is checked against the accurate expression: tests/kernels/test_quant.py.
+constexpr float kSiluFastMax = 87.f;
+
+__device__ __forceinline__ float silu_fast(float g) {
+  const float d = 1.f + expf(-g);
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
+  r = __fmaf_rn(r, __fmaf_rn(-d, r, 1.f), r);
+  const float q = __fmul_rn(g, r);
+  return __fmaf_rn(__fmaf_rn(-d, q, g), r, q);
+}
+
+// v[j] = T(silu(v[j])) * u[j] (the product not yet rounded). A vector with any |g| above kSiluFastMax (an infinity
+// included) takes the accurate expression, a branch that activations hardly ever take; a NaN gives NaN either way.
+template <class T, int VEC>
+__device__ __forceinline__ void silu_mul(float (&v)[VEC], const float (&u)[VEC]) {
+  float gmax = 0.f;
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) gmax = fmaxf(gmax, fabsf(v[j]));
+  if (gmax <= kSiluFastMax) {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = silu_fast(v[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = v[j] / (1.f + expf(-v[j]));
+  }
+  round_t_all<T>(v);
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) v[j] *= u[j];
+}
+
+// NV > 0: gate and up are loaded whole before any arithmetic (2 * NV loads in flight per thread), so the CTA waits
+// for memory once. MAX_THREADS bounds the block: 256 for many rows (up to 255 registers, room for both halves of
+// the row), 1024 for few (64 registers).
+template <class T, int VEC, int NV, int MAX_THREADS>
+__global__ void __launch_bounds__(MAX_THREADS, 1) silu_and_mul_quant_kernel(const T* __restrict__ x,
+                                                                         int8_t* __restrict__ q, int d,
+                                                                         const float* static_scale, float* scales) {
   __shared__ float smem[32];
   pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
   pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
@@ -526,31 +603,27 @@ __global__ void __launch_bounds__(1024, 1) silu_and_mul_quant_kernel(const T* __
   const T* up = gate + d;
   if constexpr (NV > 0) {
     const int nvec = d / VEC;
-    RegVec<T, VEC> v[NV];
+    RegVec<T, VEC> g[NV], u[NV];  // g then holds v
+    load_row<T, VEC, NV>(gate, nvec, g);
+    load_row<T, VEC, NV>(up, nvec, u);
 #pragma unroll
     for (int n = 0; n < NV; ++n) {
-      const int i = reg_index(n);
-      if (i < nvec) {
-        RegVec<T, VEC> g, u;
-        g.load(gate, i);
-        u.load(up, i);
-        float out[VEC];
+      if (reg_index(n) < nvec) {
+        float v[VEC], uf[VEC];
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float gj = g.get(j);
-          out[j] = round_t<T>(gj / (1.f + expf(-gj))) * u.get(j);
-        }
-        v[n].set(out);
+        for (int j = 0; j < VEC; ++j) v[j] = g[n].get(j), uf[j] = u[n].get(j);
+        silu_mul<T, VEC>(v, uf);
+        g[n].set(v);
       }
     }
-    quantize_regs<T, VEC, NV, false>(v, nvec, q + row * d, static_scale, scales + row, nullptr, smem);
+    quantize_regs<T, VEC, NV, false>(g, nvec, q + row * d, static_scale, scales + row, nullptr, smem);
   } else {
     auto value = [&](int i, float(&v)[VEC]) {
       float u[VEC];
       load_vec<T, VEC>(gate, i, v);
       load_vec<T, VEC>(up, i, u);
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) v[j] = round_t<T>(round_t<T>(v[j] / (1.f + expf(-v[j]))) * u[j]);
+      silu_mul<T, VEC>(v, u);
+      round_t_all<T>(v);
     };
     quantize_row<VEC, false>(value, d / VEC, q + row * d, static_scale, scales + row, nullptr, smem);
   }
@@ -841,8 +914,11 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   auto stream = c10::cuda::getCurrentCUDAStream();
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
-      launch_quant(silu_and_mul_quant_kernel<T, VEC, decltype(nv)::value>, m, threads, stream,
-          static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s, scales.data_ptr<float>());
+      constexpr int NV = decltype(nv)::value;
+      const auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
+                                                      : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
+      launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
+                   scales.data_ptr<float>());
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -284,6 +284,46 @@ def test_quantization_rounds_like_division_next_to_half_steps(magnitude, dtype):
     _assert_int8_close(static_quant(xs, scale), ref_quant_sym(xs, scale)[0])
 
 
+def test_asymmetric_and_static_codes_round_half_to_even():
+    """Ties round to even after the zero point is added, and infinities clip (the kernels round by adding 1.5 * 2^23:
+    quant_kernels.cu, Int8Rounder)."""
+    from vllm_sq.ops import per_token_quant, static_quant
+
+    # lo = 0, hi = 255: scale 1, zero point -128, so each code is round(x) - 128
+    x = torch.tensor([[0, 255, 0.5, 1.5, 2.5, 3.5, 100.5, 254.5]], device="cuda", dtype=torch.float16)
+    q, s, azp = per_token_quant(x, symmetric=False)
+    assert float(s) == 1.0 and int(azp) == -128
+    assert q.tolist() == [[-128, 127, -128, -126, -126, -124, -28, 126]]
+    ref_q, _, _ = ref_quant_asym(x)
+    assert torch.equal(q, ref_q)
+
+    xs = torch.tensor([[float("inf"), float("-inf"), 1e4, -1e4, 0.5, 1.5, -0.5, -2.5]], device="cuda",
+                      dtype=torch.float16)
+    qs = static_quant(xs, torch.ones(1, device="cuda"))
+    assert qs.tolist() == [[127, -127, 127, -127, 0, 2, 0, -2]]
+    assert torch.equal(qs, ref_quant_sym(xs, torch.ones(1, device="cuda"))[0])
+
+
+@pytest.mark.parametrize("d", [8, 1])  # VEC 8 and the scalar path
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_silu_and_mul_quant_every_gate_value(d, dtype):
+    """Every finite gate value of the dtype, one row each (g repeated, up = 1): the row's scale, |v| / 127, shows
+    v = T(silu(g)) bit for bit, and v must be the unfused op's (SiLU in float32, rounded to T). The kernel's SiLU
+    divides without the range check of '/' (quant_kernels.cu, silu_fast); this covers its whole domain."""
+    from vllm_sq.ops import silu_and_mul_quant
+
+    g = torch.arange(-32768, 32768, dtype=torch.int32, device="cuda").to(torch.int16).view(dtype)
+    g = g[torch.isfinite(g)]
+    x = torch.cat([g[:, None].expand(-1, d), torch.ones(len(g), d, device="cuda", dtype=dtype)], dim=1)
+    poison_allocator()
+    q, s = silu_and_mul_quant(x.contiguous())
+    v = F.silu(g.float()).to(dtype)[:, None].expand(-1, d)
+    ref_q, ref_s = ref_quant_sym(v)
+    bad = (s != ref_s).reshape(-1)
+    assert not bad.any(), f"{int(bad.sum())} gate values differ, e.g. {g[bad][:8].tolist()}"
+    assert torch.equal(q, ref_q)
+
+
 def test_unaligned_input_takes_the_scalar_path():
     """A 16-byte-misaligned contiguous input (K % 8 == 0) uses VEC = 1: same codes as the aligned copy."""
     from vllm_sq.ops import per_token_quant, silu_and_mul_quant
