@@ -100,12 +100,13 @@ struct alignas(VEC) QVec {
 // slow-path check). Valid while s, 1/s and the remainders are normal numbers: s in [2^-90, 2^90]; any other s
 // (never a dynamic scale of bf16/fp16 data above 1e-25) takes the division. Checked bit for bit against the
 // division: tests/kernels/test_quant_division.py (exact rationals) and the GPU tests (fused vs unfused ops).
+// An infinite x also needs the division (the corrections would make inf - inf = NaN of it): callers check.
 struct Divisor {
   float s, inv;
   bool fast;
   __device__ explicit Divisor(float scale) : s(scale), inv(1.f / scale), fast(scale >= 0x1p-90f && scale <= 0x1p90f) {}
-  __device__ __forceinline__ float divide(float x) const { return fast ? quotient(x) : x / s; }
-  // the reciprocal path alone (fast must hold)
+  __device__ __forceinline__ float divide(float x) const { return fast && fabsf(x) <= FLT_MAX ? quotient(x) : x / s; }
+  // the reciprocal path alone (fast must hold, x finite or NaN)
   __device__ __forceinline__ float quotient(float x) const {
     const float q0 = __fmul_rn(x, inv);
     const float q1 = __fmaf_rn(__fmaf_rn(-q0, s, x), inv, q0);
@@ -293,8 +294,18 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
                                               float* smem) {
   float s;
   float z = 0.f;
+  bool finite = true;  // a dynamic scale is infinite, and takes the division, when any |v| is
   if (static_scale != nullptr) {
     s = *static_scale;
+    float hi = 0.f;
+#pragma unroll
+    for (int n = 0; n < NV; ++n) {
+      if (reg_index(n) < nvec) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) hi = fmaxf(hi, fabsf(v[n].get(j)));
+      }
+    }
+    finite = hi <= FLT_MAX;
   } else {
     float hi = 0.f;
     float lo = 0.f;
@@ -342,7 +353,7 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
     }
   };
   // one loop per path, so the common one carries no per-element branch
-  if (div.fast) {
+  if (div.fast && finite) {
     store([&](float x) { return div.quotient(x); });
   } else {
     store([&](float x) { return x / s; });
