@@ -1,8 +1,9 @@
 """INT8 GEMM benchmark on Llama-2 7B/13B layer shapes: torch bf16, vLLM's CUTLASS int8 path and ours, one run.
 
-Every variant is timed under CUDA-graph replay (launch gaps removed), over enough copies of its inputs and
-weights that consecutive calls cannot hit L2 (50 MB on an H100), median of many replays; the variants of one
-shape are replayed in turns, so that clock drift during the run affects them alike. Variants:
+Every variant is timed under CUDA-graph replay (launch gaps, and the graph's own launch latency, removed:
+time_interleaved), over enough copies of its inputs and weights that consecutive calls cannot hit L2 (50 MB on an
+H100), median of many replays; the variants of one shape are replayed in turns, so that clock drift during the run
+affects them alike. Variants:
 
   bf16          torch.mm in bf16 (cuBLAS)
   vllm_gemm     vllm._custom_ops.cutlass_scaled_mm on pre-quantized int8 inputs
@@ -42,6 +43,7 @@ INT8_PEAK_TOPS = 1979.0  # H100 SXM dense int8
 SKINNY_SWEEP_MAX_M = 64  # the skinny-M configurations are swept up to this M (the table uses them at M <= 8)
 COPY_BW = 3.0e12  # measured device-to-device copy bandwidth (bytes/s), environment.md
 L2_BYTES = 50 * 2**20
+LAUNCH_COVER_CYCLES = 200_000  # ~100 us of sleep in front of each timed replay: longer than a graph's submission
 
 # (N, K) of each linear layer; gate_up and qkv are the fused layers vLLM runs.
 MODELS = {
@@ -86,11 +88,16 @@ def capture_graph(make_call, n_copies: int) -> tuple[torch.cuda.CUDAGraph, int]:
 
 def time_interleaved(graphs: dict[str, tuple[torch.cuda.CUDAGraph, int]], replays: int) -> dict[str, float]:
     """Median microseconds per call of each graph, replayed in turns (A B C A B C ...), so that a drift of the
-    SM clock during the run (power, temperature) weighs on every variant alike instead of on whichever ran last."""
+    SM clock during the run (power, temperature) weighs on every variant alike instead of on whichever ran last.
+
+    Each replay is queued behind a sleep kernel and timed from its end: the GPU stays busy while the host submits
+    the graph, so the time is the kernels' (as inside a model's graph, launched once per step), not the graph's
+    launch latency, which differs between graphs and was divided over as few as 4 calls (before run 13)."""
     times: dict[str, list[float]] = {name: [] for name in graphs}
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for _ in range(replays):
         for name, (graph, calls) in graphs.items():
+            torch.cuda._sleep(LAUNCH_COVER_CYCLES)
             start.record()
             graph.replay()
             end.record()

@@ -570,6 +570,7 @@ __global__ void __launch_bounds__(1024, 1)
 // remainder leave the normal range. Here d = 1 + expf(-g) lies in [1, 1 + e^87] (below 2^126). Every bf16 and fp16
 // value of g is checked against the accurate expression: tests/kernels/test_quant.py.
 constexpr float kSiluFastMax = 87.f;
+constexpr int kManyRowsRegs = 80;  // register cap of silu_and_mul_quant_kernel's 256-thread instances (below)
 
 __device__ __forceinline__ float silu_fast(float g) {
   const float d = 1.f + expf(-g);
@@ -600,12 +601,13 @@ __device__ __forceinline__ void silu_mul(float (&v)[VEC], const float (&u)[VEC])
 }
 
 // NV > 0: gate and up are loaded whole before any arithmetic (2 * NV loads in flight per thread), so the CTA waits
-// for memory once. MAX_THREADS bounds the block: 256 for many rows (up to 255 registers, room for both halves of
-// the row), 1024 for few (64 registers).
+// for memory once. MAX_THREADS bounds the block: 1024 for few rows (64 registers), 256 for many, with room for both
+// halves of the row in registers. There the cap sets how many CTAs an SM holds: uncapped, NV = 8 took 96 registers
+// and an SM held three 192-thread CTAs (7B down_proj, M = 16384: DRAM 67% busy, issue slots 65%; ncu, run 13).
 template <class T, int VEC, int NV, int MAX_THREADS>
-__global__ void __launch_bounds__(MAX_THREADS, 1) silu_and_mul_quant_kernel(const T* __restrict__ x,
-                                                                         int8_t* __restrict__ q, int d,
-                                                                         const float* static_scale, float* scales) {
+__global__ void __launch_bounds__(MAX_THREADS) __maxnreg__(MAX_THREADS == 256 ? kManyRowsRegs : 64)
+    silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d, const float* static_scale,
+                              float* scales) {
   __shared__ float smem[32];
   pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
   pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done

@@ -76,3 +76,18 @@ def test_quantization_table_splits_what_the_quantization_adds():
     assert header.count("|") == sep.count("|") == row.count("|")
     # ours q, vLLM q (not timed: "-"), each pair minus its own GEMM alone; the crossed pairs minus the GEMM's owner's
     assert row == "| 7b | o | 1 | 2.8 | - | 2.5 | 2.3 | 2.0 | - |"
+
+
+def test_gemm_compare_reports_added_time_per_shape_and_in_total():
+    from benchmarks import gemm_compare
+
+    def result(fused: float) -> dict:
+        us = {"ours_gemm": 100.0, "ours_q_gemm": 110.0, "ours_prod_q_gemm": fused, "vllm_gemm": 90.0}
+        return {"rows": [{"model": "7b", "layer": "down", "m": 1024, "us": us},
+                         {"model": "7b", "layer": "down", "m": 16, "us": us}]}
+
+    text = gemm_compare.compare(result(150.0), result(130.0), min_m=1024)
+    row = next(line for line in text.splitlines() if line.startswith("| 7b | down | 1024 |"))
+    assert row == "| 7b | down | 1024 | 100.0 | 100.0 | 10.0 | 10.0 | 50.0 | 30.0 | - | - |"
+    assert "| 16 |" not in text  # below --min-m
+    assert "sum of fused added: 50.0 -> 30.0 us" in text
