@@ -398,11 +398,16 @@ __global__ void __launch_bounds__(1024, 1)
 
   if constexpr (NV > 0) {
     RegVec<T, VEC> h[NV];  // h, then v
+    // the weight (L2-resident: every row reads it) is loaded with the row, so that its latency is not paid after
+    // the reduction; for NV = 8 there are no registers to spare under the 64-register cap of 1024-thread blocks
+    constexpr bool kEarlyWeight = NV <= 4;
+    RegVec<T, VEC> wv[kEarlyWeight ? NV : 1];
 #pragma unroll
     for (int n = 0; n < NV; ++n) {
       const int i = reg_index(n);
       if (i < nvec) {
         h[n].load(x_row, i);
+        if constexpr (kEarlyWeight) wv[n].load(w, i);
         if constexpr (ADD) {
           RegVec<T, VEC> r;
           r.load(res_row, i);
@@ -432,14 +437,14 @@ __global__ void __launch_bounds__(1024, 1)
     for (int n = 0; n < NV; ++n) {
       const int i = reg_index(n);
       if (i < nvec) {
-        RegVec<T, VEC> wv;
-        wv.load(w, i);
+        if constexpr (!kEarlyWeight) wv[0].load(w, i);
+        const RegVec<T, VEC>& wn = wv[kEarlyWeight ? n : 0];
         float out[VEC];
 #pragma unroll
         for (int j = 0; j < VEC; ++j) out[j] = h[n].get(j) * r;
         round_t_all<T>(out);
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) out[j] *= wv.get(j);
+        for (int j = 0; j < VEC; ++j) out[j] *= wn.get(j);
         h[n].set(out);
       }
     }
@@ -604,6 +609,8 @@ __device__ __forceinline__ void silu_mul(float (&v)[VEC], const float (&u)[VEC])
 // for memory once. MAX_THREADS bounds the block: 1024 for few rows (64 registers), 256 for many, with room for both
 // halves of the row in registers. There the cap sets how many CTAs an SM holds: uncapped, NV = 8 took 96 registers
 // and an SM held three 192-thread CTAs (7B down_proj, M = 16384: DRAM 67% busy, issue slots 65%; ncu, run 13).
+// Capped at 80 (four CTAs; 24 bytes of spill) it took 362 us there instead of 395, and 459 instead of 564 on 13B;
+// at 72 (spilling 72 bytes) 384 and 502 (gemm.py, runs 13a-13c).
 template <class T, int VEC, int NV, int MAX_THREADS>
 __global__ void __launch_bounds__(MAX_THREADS) __maxnreg__(MAX_THREADS == 256 ? kManyRowsRegs : 64)
     silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d, const float* static_scale,
