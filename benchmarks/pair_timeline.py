@@ -35,16 +35,32 @@ def summarize(kernels: list[tuple[float, float, str]], replays: int, pairs: int)
     """Median quant / GEMM duration, the gap before each, and the period of one pair (us)."""
     rec: dict[str, list[float]] = {"quant_us": [], "gemm_us": [], "gap_before_gemm_us": [],
                                    "gap_before_quant_us": []}
-    prev_end = None
+    spans: list[float] = []  # first start to last end of each replay
+    max_gaps: list[float] = []  # the longest gap inside each replay
+    prev_end = replay_start = None
+    replay_gap = 0.0
     for start, end, name in kernels:
         kind = "quant" if any(q in name for q in QUANT_KERNEL_NAMES) else "gemm"
         rec[f"{kind}_us"].append(end - start)
         if prev_end is not None and start - prev_end < 50.0:  # within one replay, not across replays
             rec[f"gap_before_{kind}_us"].append(start - prev_end)
+            replay_gap = max(replay_gap, start - prev_end)
+        else:
+            if replay_start is not None:
+                spans.append(prev_end - replay_start)
+                max_gaps.append(replay_gap)
+            replay_start, replay_gap = start, 0.0
         prev_end = end
+    if replay_start is not None:
+        spans.append(prev_end - replay_start)
+        max_gaps.append(replay_gap)
     res = {key: statistics.median(v) if v else float("nan") for key, v in rec.items()}
     res["kernels_per_pair"] = len(kernels) / max(replays * pairs, 1)
     res["period_us"] = res["quant_us"] + res["gemm_us"] + res["gap_before_gemm_us"] + res["gap_before_quant_us"]
+    # The period from medians hides a pair that is slow once per replay; the mean period does not: a replay's span
+    # plus the gap that would follow its last GEMM, over its pairs (what gemm.py's per-call time corresponds to).
+    res["mean_period_us"] = (statistics.median(spans) + res["gap_before_quant_us"]) / pairs if spans else float("nan")
+    res["max_gap_us"] = statistics.median(max_gaps) if max_gaps else float("nan")
     return res
 
 
@@ -95,14 +111,18 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     lines = [f"# Quantize + GEMM kernel timeline: {meta['gpu']}, {meta['date']}, commit {meta['commit']}", "",
              f"vLLM: {meta['vllm']}. {meta['pairs']} pairs per CUDA graph, {meta['replays']} replays under "
              "torch.profiler; medians in us. A gap is the end of one kernel to the start of the next (negative: "
-             "a programmatic dependent started before its predecessor ended).", "",
-             "| M | N | K | pairing | quant | gap to GEMM | GEMM | gap to quant | period | kernels per pair |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "a programmatic dependent started before its predecessor ended). Period: the sum of the medians; "
+             "mean period: a replay's span over its pairs (includes a pair slow once per replay); max gap: the "
+             "longest gap in a replay.", "",
+             "| M | N | K | pairing | quant | gap to GEMM | GEMM | gap to quant | period | mean period | max gap "
+             "| kernels per pair |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for pairing, t in r["pairings"].items():
             lines.append(f"| {r['m']} | {r['n']} | {r['k']} | {pairing} | {t['quant_us']:.2f} | "
                          f"{t['gap_before_gemm_us']:.2f} | {t['gemm_us']:.2f} | {t['gap_before_quant_us']:.2f} | "
-                         f"{t['period_us']:.2f} | {t['kernels_per_pair']:.1f} |")
+                         f"{t['period_us']:.2f} | {t['mean_period_us']:.2f} | {t['max_gap_us']:.2f} | "
+                         f"{t['kernels_per_pair']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -398,16 +398,11 @@ __global__ void __launch_bounds__(1024, 1)
 
   if constexpr (NV > 0) {
     RegVec<T, VEC> h[NV];  // h, then v
-    // the weight (L2-resident: every row reads it) is loaded with the row, so that its latency is not paid after
-    // the reduction; for NV = 8 there are no registers to spare under the 64-register cap of 1024-thread blocks
-    constexpr bool kEarlyWeight = NV <= 4;
-    RegVec<T, VEC> wv[kEarlyWeight ? NV : 1];
 #pragma unroll
     for (int n = 0; n < NV; ++n) {
       const int i = reg_index(n);
       if (i < nvec) {
         h[n].load(x_row, i);
-        if constexpr (kEarlyWeight) wv[n].load(w, i);
         if constexpr (ADD) {
           RegVec<T, VEC> r;
           r.load(res_row, i);
@@ -437,14 +432,14 @@ __global__ void __launch_bounds__(1024, 1)
     for (int n = 0; n < NV; ++n) {
       const int i = reg_index(n);
       if (i < nvec) {
-        if constexpr (!kEarlyWeight) wv[0].load(w, i);
-        const RegVec<T, VEC>& wn = wv[kEarlyWeight ? n : 0];
+        RegVec<T, VEC> wv;
+        wv.load(w, i);
         float out[VEC];
 #pragma unroll
         for (int j = 0; j < VEC; ++j) out[j] = h[n].get(j) * r;
         round_t_all<T>(out);
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) out[j] *= wn.get(j);
+        for (int j = 0; j < VEC; ++j) out[j] *= wv.get(j);
         h[n].set(out);
       }
     }

@@ -26,6 +26,16 @@ def test_summary_splits_a_pair_into_kernels_and_gaps(quant_name):
     s = pt.summarize(kernels, replays=3, pairs=4)
     assert (s["quant_us"], s["gap_before_gemm_us"], s["gemm_us"], s["gap_before_quant_us"]) == (3.0, 1.0, 10.0, 2.0)
     assert s["period_us"] == 16.0 and s["kernels_per_pair"] == 2.0
+    assert s["mean_period_us"] == 16.0 and s["max_gap_us"] == 2.0
+
+
+def test_mean_period_shows_a_pair_that_stalls_once_per_replay():
+    trace = _trace(pairs=4, replays=3, quant_name="quant_kernel")
+    for replay in range(3):  # the last GEMM of every replay starts 8 us late
+        trace["traceEvents"][replay * 8 + 7]["ts"] += 8.0
+    s = pt.summarize(pt._kernels(trace), replays=3, pairs=4)
+    assert s["period_us"] == 16.0  # the medians do not see it
+    assert s["mean_period_us"] == 18.0 and s["max_gap_us"] == 9.0
 
 
 def test_markdown_has_one_line_per_pairing():
@@ -34,7 +44,8 @@ def test_markdown_has_one_line_per_pairing():
     md = pt.markdown(meta, [{"m": 16, "n": 4096, "k": 4096, "pairings": {"ours q + ours gemm": s}}])
     header, sep, row = md.splitlines()[4:7]
     assert header.count("|") == sep.count("|") == row.count("|")
-    assert row.startswith("| 16 | 4096 | 4096 | ours q + ours gemm | 3.00 | 1.00 | 10.00 | 2.00 | 16.00 |")
+    assert row.startswith("| 16 | 4096 | 4096 | ours q + ours gemm | 3.00 | 1.00 | 10.00 | 2.00 | 16.00 | 16.00 "
+                          "| 2.00 |")
 
 
 def test_empty_trace_gives_nan_not_an_error():
