@@ -29,6 +29,14 @@ def test_summary_splits_a_pair_into_kernels_and_gaps(quant_name):
     assert s["mean_period_us"] == 16.0 and s["max_gap_us"] == 2.0
 
 
+def test_mean_period_counts_the_pairs_of_replays_that_ran_back_to_back():
+    trace = _trace(pairs=4, replays=3, quant_name="quant_kernel")
+    for i, e in enumerate(e for e in trace["traceEvents"] if e["cat"] == "kernel"):
+        e["ts"] -= 1000.0 * (i // 8)  # no pause between replays: one run of 12 pairs
+    s = pt.summarize(pt._kernels(trace), replays=3, pairs=4)
+    assert s["mean_period_us"] == 16.0
+
+
 def test_mean_period_shows_a_pair_that_stalls_once_per_replay():
     trace = _trace(pairs=4, replays=3, quant_name="quant_kernel")
     for replay in range(3):  # the last GEMM of every replay starts 8 us late
@@ -45,7 +53,7 @@ def test_markdown_has_one_line_per_pairing():
     header, sep, row = md.splitlines()[4:7]
     assert header.count("|") == sep.count("|") == row.count("|")
     assert row.startswith("| 16 | 4096 | 4096 | ours q + ours gemm | 3.00 | 1.00 | 10.00 | 2.00 | 16.00 | 16.00 "
-                          "| 2.00 |")
+                          "| 2.00 | nan |")
 
 
 def test_empty_trace_gives_nan_not_an_error():
