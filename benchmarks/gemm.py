@@ -92,11 +92,16 @@ def time_interleaved(graphs: dict[str, tuple[torch.cuda.CUDAGraph, int]], replay
 
     Each replay is queued behind a sleep kernel and timed from its end: the GPU stays busy while the host submits
     the graph, so the time is the kernels' (as inside a model's graph, launched once per step), not the graph's
-    launch latency, which differs between graphs and was divided over as few as 4 calls (before run 13)."""
+    launch latency, which differs between graphs and was divided over as few as 4 calls (before run 13).
+    Before that, a read of twice the L2 size evicts what the previous graph wrote: a variant replayed after one
+    that leaves L2 full of dirty lines (the `copy` variant) paid their write-back, 1.5-2 us per call at decode
+    sizes (run 13h); until run 13 that was our quantize + GEMM pair at M <= 64."""
     times: dict[str, list[float]] = {name: [] for name in graphs}
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    scrub = torch.empty(2 * L2_BYTES, dtype=torch.int8, device="cuda").fill_(1)
     for _ in range(replays):
         for name, (graph, calls) in graphs.items():
+            scrub.max()  # reads only: leaves L2 clean
             torch.cuda._sleep(LAUNCH_COVER_CYCLES)
             start.record()
             graph.replay()
