@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     sx0 = torch.rand(m, 1, device="cuda") * 0.01 + 1e-3
 
     variants = {
-        "ours q+gemm": lambda x, w, sw: ops.int8_scaled_mm(*ops.per_token_quant(x)[:2], w, sw, None, torch.bfloat16),
-        "vllm q+gemm": lambda x, w, sw: vo.cutlass_scaled_mm(*vo.scaled_int8_quant(x)[:2], w, sw.reshape(-1, 1),
-                                                             torch.bfloat16),
+        "ours q+gemm": lambda x, w, sw: (lambda q, sq: ops.int8_scaled_mm(q, w, sq, sw, None, torch.bfloat16))(
+            *ops.per_token_quant(x)[:2]),
+        "vllm q+gemm": lambda x, w, sw: (lambda q, sq: vo.cutlass_scaled_mm(q, w, sq, sw.reshape(-1, 1),
+                                                                            torch.bfloat16))(*vo.scaled_int8_quant(x)[:2]),
         "ours gemm": lambda x, w, sw: ops.int8_scaled_mm(xq0, w, sx0, sw, None, torch.bfloat16),
     }
     keep = []
