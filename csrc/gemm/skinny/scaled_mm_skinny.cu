@@ -1,5 +1,7 @@
 // Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for every arch (mma.sync is sm_80+);
 // the sm_90 dispatch table lists these next to the CUTLASS configurations.
+#include <algorithm>
+
 #include "gemm/skinny/skinny_mma.cuh"
 
 namespace vllm_sq {
@@ -32,6 +34,14 @@ using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 // (two CTAs per SM) were behind these everywhere and were removed.
 using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
 using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
+// Persistent staged variants (one CTA per SM, each streaming every 132nd row block through one ring): for
+// weights past one wave of CTAs (qkv, gate_up), where each non-persistent CTA fills and drains its pipeline once
+// and the last wave runs on part of the GPU. 32-row blocks as above, and 16-row blocks (8 stages, 128 KB), which
+// split the rows more evenly over the SMs (Llama-3 qkv: 384 blocks for 132 SMs instead of 192) at twice the
+// activation reads per weight byte.
+using Skinny8p = SkinnyConfig<8, 2, 8, 1, 6, true>;
+using Skinny16p = SkinnyConfig<16, 2, 8, 1, 6, true>;
+using Skinny16p1 = SkinnyConfig<16, 1, 8, 1, 8, true>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -40,18 +50,38 @@ const char* check(const ScaledMmParams& p) {
   return "";
 }
 
+// CTAs of `kernel` one SM holds at once (its ring decides); computed once per kernel.
+template <class Cfg, class Out>
+int ctas_per_sm() {
+  static const int ctas = [] {
+    int n = 0;
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, skinny_scaled_mm<Cfg, Out>,
+                                                                          Cfg::kWarps * 32, Cfg::kRingBytes);
+    return err == cudaSuccess && n > 0 ? n : 1;
+  }();
+  return ctas;
+}
+
 template <class Cfg>
 const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
   if (const char* err = check<Cfg>(p); *err) return err;
-  const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
-  const dim3 block(Cfg::kWarps * 32);
-  const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
-                                                          : skinny_scaled_mm<Cfg, __half>;
+  const bool bf16 = p.out_dtype == OutDtype::kBFloat16;
+  const auto kernel = bf16 ? skinny_scaled_mm<Cfg, __nv_bfloat16> : skinny_scaled_mm<Cfg, __half>;
   if constexpr (Cfg::kRingBytes > 48 * 1024) {  // above the default limit of dynamic shared memory
     const cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kRingBytes);
     if (err != cudaSuccess) return cudaGetErrorString(err);
   }
+  // One CTA per row block, or (persistent) one per CTA slot of the GPU, each taking every gridDim.x-th block.
+  int64_t ctas_x = (p.n + Cfg::kRows - 1) / Cfg::kRows;
+  if constexpr (Cfg::kPersistent) {
+    if (p.sm_count > 0) {
+      const int per_sm = bf16 ? ctas_per_sm<Cfg, __nv_bfloat16>() : ctas_per_sm<Cfg, __half>();
+      ctas_x = std::min<int64_t>(ctas_x, int64_t(p.sm_count) * per_sm);
+    }
+  }
+  const dim3 grid(static_cast<unsigned>(ctas_x), (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
+  const dim3 block(Cfg::kWarps * 32);
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
   // the activation).
   const cudaError_t err = pdl::launch(kernel, grid, block, Cfg::kRingBytes, stream, programmatic, p);
@@ -69,6 +99,9 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
     {"Skinny16", check<Skinny16>, launch<Skinny16>},
     {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
+    {"Skinny8p", check<Skinny8p>, launch<Skinny8p>},
+    {"Skinny16p", check<Skinny16p>, launch<Skinny16p>},
+    {"Skinny16p1", check<Skinny16p1>, launch<Skinny16p1>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");
