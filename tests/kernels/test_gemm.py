@@ -96,9 +96,8 @@ def test_every_tile_configuration(m, n, k, out_dtype):
 
 @pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16, 24])
 # K: whole unrolled batches plus a remainder of one step, of 16 bytes (a partial 64-byte step), and none;
-# N: one partial 16-row block, a partial 32-row CTA, and a Llama-sized width; 8720 rows (273 or 545 row blocks)
-# give each CTA of the persistent configurations several blocks, with K of 17 steps (a warp takes 2 or 3 of
-# them) and of 3 steps (five of the eight warps take none)
+# N: one partial 16-row block, a partial 32-row CTA, and a Llama-sized width; 8720 rows (273 CTAs: more than one
+# wave) with K of 17 steps (a warp takes 2 or 3 of them) and of 3 steps (five of the eight warps take none)
 @pytest.mark.parametrize(
     "n,k", [(48, 4160), (272, 11008), (4096, 4112), (16, 8192), (8720, 1040), (8720, 192)])
 @pytest.mark.parametrize("per_token,per_channel,with_bias", [(True, True, True), (False, False, False)])

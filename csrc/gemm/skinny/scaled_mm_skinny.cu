@@ -1,7 +1,5 @@
 // Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for every arch (mma.sync is sm_80+);
 // the sm_90 dispatch table lists these next to the CUTLASS configurations.
-#include <algorithm>
-
 #include "gemm/skinny/skinny_mma.cuh"
 
 namespace vllm_sq {
@@ -15,33 +13,25 @@ using namespace skinny;
 // Run 6 (benchmarks/results/..._sweep6.md, M = 1..32): a 16-token configuration was 10-25% behind the CUTLASS
 // decode tiles at M = 16 (registers only, no programmatic launch then); at M <= 8 these are 0-8% ahead of them
 // except on K > 8192. The 16-token configurations below are back with cp.async staging and the programmatic launch.
-// Two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100). Best for N <= 8192.
+// Two 16-row blocks per CTA: N = 4096 gives 128 CTAs of 8 warps (about one per SM on an H100). Sweep 14 (scrubbed
+// timing, M = 8): the table's choice past one wave of CTAs with K <= 8192, 0-6% ahead of the one-row-block,
+// twice-unrolled variant it replaced there (Skinny8r1, removed).
 using Skinny8 = SkinnyConfig<8, 2, 8, 4>;
-// One 16-row block per CTA and twice the unroll: several CTAs resident per SM, which balances large N (the
-// hardware hands out small CTAs as others finish). Best for N > 8192 (qkv, gate_up).
-using Skinny8r1 = SkinnyConfig<8, 1, 8, 8>;
 // Skinny8 with cp.async staging (6 stages, 120 KB of ring per CTA, one CTA per SM): all of a warp's K steps in
 // flight on o_proj-sized weights. Sweep 7: 4-10% ahead of everything on N = 4096 (7B/8B o_proj 9.4-9.7 us,
 // down_proj 20.3-20.9), where its 128 CTAs fit one wave, and behind past one wave (13B o_proj 14.6 vs 13.6).
-// A staged Skinny8r1 (8 stages, two CTAs per SM) was within 4% of Skinny8r1 either way and was removed.
 using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 // Sixteen tokens (two 8-token MMA column blocks), for 8 < M <= 16, where they let the GEMM start as a
 // programmatic dependent of the quantization like the 8-token ones (the CUTLASS decode tiles cannot: run 9).
 // Each CTA also reads its 16 x K activation bytes from L2, half as many bytes as its 32 weight rows.
-// Register: 6 pieces x Unroll 4 = 24 loads per thread, as in Skinny8r1. Staged: 6 stages of (4 weight + 2 token)
-// pieces = 144 KB of ring, one CTA per SM. Sweep 10 (M = 12/16, quantize + GEMM): Skinny16s 5-9% ahead of the
-// cluster tile where its CTAs fit one wave, Skinny16 up to 5% ahead on large N; one-row-block variants of both
-// (two CTAs per SM) were behind these everywhere and were removed.
+// Register: 6 pieces x Unroll 4 = 24 loads per thread, 128 registers: two CTAs per SM. Staged: 6 stages of (4
+// weight + 2 token) pieces = 144 KB of ring, one CTA per SM. Sweep 10 (M = 12/16, quantize + GEMM): Skinny16s 5-9%
+// ahead of the cluster tile where its CTAs fit one wave, Skinny16 up to 5% ahead on large N; one-row-block
+// variants of both (two CTAs per SM) were behind these everywhere and were removed. Sweep 14: persistent staged
+// variants (one CTA per SM looping over row blocks with one ring) beat Skinny16s past one wave (7B qkv 23.5 vs
+// 25.8 us) but not the cluster tile (22.4) or Skinny16 there; not kept.
 using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
 using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
-// Persistent staged variants (one CTA per SM, each streaming every 132nd row block through one ring): for
-// weights past one wave of CTAs (qkv, gate_up), where each non-persistent CTA fills and drains its pipeline once
-// and the last wave runs on part of the GPU. 32-row blocks as above, and 16-row blocks (8 stages, 128 KB), which
-// split the rows more evenly over the SMs (Llama-3 qkv: 384 blocks for 132 SMs instead of 192) at twice the
-// activation reads per weight byte.
-using Skinny8p = SkinnyConfig<8, 2, 8, 1, 6, true>;
-using Skinny16p = SkinnyConfig<16, 2, 8, 1, 6, true>;
-using Skinny16p1 = SkinnyConfig<16, 1, 8, 1, 8, true>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -50,38 +40,18 @@ const char* check(const ScaledMmParams& p) {
   return "";
 }
 
-// CTAs of `kernel` one SM holds at once (its ring decides); computed once per kernel.
-template <class Cfg, class Out>
-int ctas_per_sm() {
-  static const int ctas = [] {
-    int n = 0;
-    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, skinny_scaled_mm<Cfg, Out>,
-                                                                          Cfg::kWarps * 32, Cfg::kRingBytes);
-    return err == cudaSuccess && n > 0 ? n : 1;
-  }();
-  return ctas;
-}
-
 template <class Cfg>
 const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
   if (const char* err = check<Cfg>(p); *err) return err;
-  const bool bf16 = p.out_dtype == OutDtype::kBFloat16;
-  const auto kernel = bf16 ? skinny_scaled_mm<Cfg, __nv_bfloat16> : skinny_scaled_mm<Cfg, __half>;
+  const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
+  const dim3 block(Cfg::kWarps * 32);
+  const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
+                                                          : skinny_scaled_mm<Cfg, __half>;
   if constexpr (Cfg::kRingBytes > 48 * 1024) {  // above the default limit of dynamic shared memory
     const cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kRingBytes);
     if (err != cudaSuccess) return cudaGetErrorString(err);
   }
-  // One CTA per row block, or (persistent) one per CTA slot of the GPU, each taking every gridDim.x-th block.
-  int64_t ctas_x = (p.n + Cfg::kRows - 1) / Cfg::kRows;
-  if constexpr (Cfg::kPersistent) {
-    if (p.sm_count > 0) {
-      const int per_sm = bf16 ? ctas_per_sm<Cfg, __nv_bfloat16>() : ctas_per_sm<Cfg, __half>();
-      ctas_x = std::min<int64_t>(ctas_x, int64_t(p.sm_count) * per_sm);
-    }
-  }
-  const dim3 grid(static_cast<unsigned>(ctas_x), (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
-  const dim3 block(Cfg::kWarps * 32);
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
   // the activation).
   const cudaError_t err = pdl::launch(kernel, grid, block, Cfg::kRingBytes, stream, programmatic, p);
@@ -95,13 +65,9 @@ struct Entry {
 };
 constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8", check<Skinny8>, launch<Skinny8>},
-    {"Skinny8r1", check<Skinny8r1>, launch<Skinny8r1>},
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
     {"Skinny16", check<Skinny16>, launch<Skinny16>},
     {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
-    {"Skinny8p", check<Skinny8p>, launch<Skinny8p>},
-    {"Skinny16p", check<Skinny16p>, launch<Skinny16p>},
-    {"Skinny16p1", check<Skinny16p1>, launch<Skinny16p1>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

@@ -35,14 +35,9 @@ namespace vllm_sq::skinny {
 // interleaves them to save registers: about five 16-byte loads per thread are in flight).
 // Stages > 0: each thread stages its pieces through shared memory with cp.async, Stages - 1 K steps ahead; an
 // in-flight copy holds no register, so every warp keeps that many steps of its rows in flight.
-// Persistent (staged only): one CTA per SM slot, each taking row blocks blockIdx.x, + gridDim.x, ...; its ring
-// runs on across them, so the next block's first steps are in flight while this one's sums are stored, instead
-// of every CTA filling an empty pipeline (and the last wave running on part of the GPU).
-template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0, bool Persistent = false>
+template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1 && Stages >= 0);
-  static_assert(!Persistent || Stages > 0, "the persistent loop is the staged one");
-  static constexpr bool kPersistent = Persistent;
   static constexpr int kStages = Stages;
   static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // 16-byte pieces per thread per K step
   // dynamic shared memory of the staged variant: [warp][stage][piece][lane] x 16 bytes
@@ -121,32 +116,28 @@ __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bf
 template <>
 __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 
-// Grid: x = weight row blocks of kRows (persistent: fewer CTAs, CTA c taking blocks c, c + gridDim.x, ...),
-// y = token blocks of kTokens. Block: kWarps warps.
+// Grid: x = weight row blocks of kRows, y = token blocks of kTokens. Block: kWarps warps.
 template <class Cfg, class Out>
 __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, U = Cfg::kUnroll;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
+  const int64_t n0 = int64_t(blockIdx.x) * Cfg::kRows;
   const int64_t m0 = int64_t(blockIdx.y) * Cfg::kTokens;
   const int steps = (p.k + 63) / 64;
-  const int row_blocks = (p.n + Cfg::kRows - 1) / Cfg::kRows;
-  const int my_tiles = (row_blocks - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x);  // >= 1
-  auto tile_row = [&](int tile) { return int64_t(blockIdx.x + int64_t(tile) * gridDim.x) * Cfg::kRows; };
 
-  // This thread's rows of the row block starting at n0, offset to its 16 bytes. Rows past N and tokens past M
-  // read the last valid row instead: their products land in accumulator entries the epilogue never stores, so
-  // the hot loop needs no predicates and the compiler can issue all of a batch's loads before its MMAs.
-  auto weight_rows = [&](int64_t n0, const int8_t* (&wrow)[RB][2]) {
+  // This thread's rows, already offset to its 16 bytes. Rows past N and tokens past M read the last valid row
+  // instead: their products land in accumulator entries the epilogue never stores, so the hot loop needs no
+  // predicates and the compiler can issue all of a batch's loads before its MMAs.
+  const int8_t* wrow[RB][2];
 #pragma unroll
-    for (int rb = 0; rb < RB; ++rb) {
+  for (int rb = 0; rb < RB; ++rb) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t n = min(n0 + 16 * rb + 8 * h + g, int64_t(p.n) - 1);
-        wrow[rb][h] = p.b + n * p.k + 16 * t;
-      }
+    for (int h = 0; h < 2; ++h) {
+      const int64_t n = min(n0 + 16 * rb + 8 * h + g, int64_t(p.n) - 1);
+      wrow[rb][h] = p.b + n * p.k + 16 * t;
     }
-  };
+  }
   const int8_t* xrow[TB];
 #pragma unroll
   for (int j = 0; j < TB; ++j) {
@@ -154,8 +145,8 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     xrow[j] = p.a + m * p.k + 16 * t;
   }
 
-  using Acc = int[RB][TB][4];
-  auto mma_step = [&](Acc& acc, const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
+  int acc[RB][TB][4] = {};
+  auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
 #pragma unroll
     for (int rb = 0; rb < RB; ++rb) {
 #pragma unroll
@@ -165,170 +156,141 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
       }
     }
   };
-
-  // Sum the warps' partials of the row block starting at n0 and store it: one output per (row block, token
-  // block, accumulator register, lane). The second barrier keeps the next block's partials out until all are read.
-  constexpr int kFrags = RB * TB * 4;
-  __shared__ int partial[W][kFrags][32];
-  Out* out = static_cast<Out*>(p.out);
-  const Out* bias = static_cast<const Out*>(p.bias);
-  auto store_tile = [&](int64_t n0, const Acc& acc) {
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-      for (int j = 0; j < TB; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
-      }
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < kFrags * 32; i += W * 32) {
-      const int frag = i / 32, l = i % 32;
-      int sum = 0;
-#pragma unroll
-      for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
-      // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
-      const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
-      const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
-      const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
-      if (n < p.n && m < p.m) {
-        const float sa = p.a_scales[p.a_per_token ? m : 0];
-        const float sb = p.b_scales[p.b_per_channel ? n : 0];
-        const float b = bias ? to_float(bias[n]) : 0.0f;
-        out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
-      }
-    }
-    __syncthreads();
-  };
-
-  // Warp w takes the 64-byte K steps w, w + W, w + 2W, ... of each row block: the CTA's warps read adjacent
-  // pieces of its rows.
+  // Warp w takes the 64-byte K steps w, w + W, w + 2W, ...: the CTA's warps read adjacent pieces of its rows.
   if constexpr (Cfg::kStages > 0) {
-    // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier). A
-    // warp's steps are numbered on across its row blocks (i = tile * my_steps + j), and so are the ring slots
-    // and the commit groups: the copies of the next block are issued while this block's last steps compute.
+    // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier).
     constexpr int S = Cfg::kStages, P = Cfg::kPieces;
     extern __shared__ int4 ring[];
     int4* mine = ring + size_t(warp) * S * P * 32 + lane;
-    const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
-    const int total = my_tiles * my_steps;
-    struct Cursor {  // step i of this warp = step j of its tile-th row block
-      int i = 0, tile = 0, j = 0;
-      __device__ void advance(int per_tile) {
-        ++i;
-        if (++j == per_tile) j = 0, ++tile;
-      }
-    };
-    // copies the cursor's step (its weight pieces, its token pieces or both) into slot i % S
-    auto issue = [&](const Cursor& c, bool weight, bool tokens) {
-      if (c.i >= total) return;
-      int4* dst = mine + (c.i % S) * P * 32;
-      const int64_t k = int64_t(warp + c.j * W) * 64;
-      const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
-      const int64_t off = in ? k : 0;
-      const int bytes = in ? 16 : 0;
-      if (weight) {
-        const int8_t* wrow[RB][2];
-        weight_rows(tile_row(c.tile), wrow);
+    // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
+    auto issue = [&](int i, bool weight, bool tokens) {
+      const int s = warp + i * W;
+      if (s < steps) {
+        int4* dst = mine + (i % S) * P * 32;
+        const int64_t k = int64_t(s) * 64;
+        const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+        const int64_t off = in ? k : 0;
+        const int bytes = in ? 16 : 0;
+        if (weight) {
 #pragma unroll
-        for (int rb = 0; rb < RB; ++rb) {
-          copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
-          copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+          for (int rb = 0; rb < RB; ++rb) {
+            copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
+            copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+          }
+        }
+        if (tokens) {
+#pragma unroll
+          for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
         }
       }
-      if (tokens) {
-#pragma unroll
-        for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
-      }
     };
+    const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
     // Prologue: the weight of the first S - 1 steps is requested before the activation's producer has finished
     // (pdl.cuh); their tokens follow the wait. All of it is one commit group, the oldest of the loop's waits.
-    Cursor next;
 #pragma unroll
-    for (int s = 0; s < S - 1; ++s, next.advance(my_steps)) issue(next, true, false);
+    for (int i = 0; i < S - 1; ++i) issue(i, true, false);
     pdl::wait_for_producer();
-    Cursor first;
 #pragma unroll
-    for (int s = 0; s < S - 1; ++s, first.advance(my_steps)) issue(first, false, true);
+    for (int i = 0; i < S - 1; ++i) issue(i, false, true);
     copy_commit();
-    int i = 0;
-    for (int tile = 0; tile < my_tiles; ++tile) {
-      Acc acc = {};
-      for (int j = 0; j < my_steps; ++j, ++i) {
-        issue(next, true, true);  // into the slot step i - 1 used, already in registers
-        next.advance(my_steps);
-        copy_commit();
-        // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
-        // steps 0 .. S - 2; each later step has its own).
-        copy_wait_at_most<S - 1>(i + 1);
-        const int4* src = mine + (i % S) * P * 32;
-        int4 wv[RB][2];
-        int4 xv[TB];
-#pragma unroll
-        for (int rb = 0; rb < RB; ++rb) {
-          wv[rb][0] = src[(2 * rb) * 32];
-          wv[rb][1] = src[(2 * rb + 1) * 32];
-        }
-#pragma unroll
-        for (int jj = 0; jj < TB; ++jj) xv[jj] = src[(2 * RB + jj) * 32];
-        mma_step(acc, wv, xv);
-      }
-      store_tile(tile_row(tile), acc);
-    }
-    copy_wait<0>();
-  } else {
-    // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of
-    // which may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros). The first batch's
-    // weight is loaded before waiting for the activation's producer (pdl.cuh); each later batch's weight is
-    // requested right after the previous batch's MMAs.
-    // One row block per CTA (the register configurations are not persistent).
-    const int full_steps = p.k / 64;
-    auto full_batch = [&](int s) { return s + (U - 1) * W < full_steps; };
-    const int8_t* wrow[RB][2];
-    weight_rows(tile_row(0), wrow);
-    auto load_weights = [&](int s, int4 (&wv)[U][RB][2]) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int64_t k = int64_t(s + u * W) * 64;
-#pragma unroll
-        for (int rb = 0; rb < RB; ++rb) {
-          wv[u][rb][0] = load_weight(wrow[rb][0] + k);
-          wv[u][rb][1] = load_weight(wrow[rb][1] + k);
-        }
-      }
-    };
-    Acc acc = {};
-    int s = warp;
-    int4 wv[U][RB][2];
-    if (full_batch(s)) load_weights(s, wv);
-    pdl::wait_for_producer();
-    for (; full_batch(s); s += U * W) {
-      int4 xv[U][TB];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int64_t k = int64_t(s + u * W) * 64;
-#pragma unroll
-        for (int j = 0; j < TB; ++j) xv[u][j] = load_token(xrow[j] + k);
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u) mma_step(acc, wv[u], xv[u]);
-      if (full_batch(s + U * W)) load_weights(s + U * W, wv);
-    }
-    for (; s < steps; s += W) {
-      const int64_t k = int64_t(s) * 64;
-      const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
-      int4 wv1[RB][2];
+    for (int i = 0; i < my_steps; ++i) {
+      issue(i + S - 1, true, true);  // into the slot step i - 1 used, already in registers
+      copy_commit();
+      // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
+      // steps 0 .. S - 2; each later step has its own).
+      copy_wait_at_most<S - 1>(i + 1);
+      const int4* src = mine + (i % S) * P * 32;
+      int4 wv[RB][2];
       int4 xv[TB];
 #pragma unroll
       for (int rb = 0; rb < RB; ++rb) {
-        wv1[rb][0] = in ? load_weight(wrow[rb][0] + k) : make_int4(0, 0, 0, 0);
-        wv1[rb][1] = in ? load_weight(wrow[rb][1] + k) : make_int4(0, 0, 0, 0);
+        wv[rb][0] = src[(2 * rb) * 32];
+        wv[rb][1] = src[(2 * rb + 1) * 32];
       }
 #pragma unroll
-      for (int j = 0; j < TB; ++j) xv[j] = in ? load_token(xrow[j] + k) : make_int4(0, 0, 0, 0);
-      mma_step(acc, wv1, xv);
+      for (int j = 0; j < TB; ++j) xv[j] = src[(2 * RB + j) * 32];
+      mma_step(wv, xv);
     }
-    store_tile(tile_row(0), acc);
+    copy_wait<0>();
+  } else {
+  // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of which
+  // may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros).
+  // The first batch's weight is loaded before waiting for the activation's producer (pdl.cuh); each later
+  // batch's weight is requested right after the previous batch's MMAs.
+  const int full_steps = p.k / 64;
+  auto full_batch = [&](int s) { return s + (U - 1) * W < full_steps; };
+  auto load_weights = [&](int s, int4 (&wv)[U][RB][2]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t k = int64_t(s + u * W) * 64;
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb) {
+        wv[u][rb][0] = load_weight(wrow[rb][0] + k);
+        wv[u][rb][1] = load_weight(wrow[rb][1] + k);
+      }
+    }
+  };
+  int s = warp;
+  int4 wv[U][RB][2];
+  if (full_batch(s)) load_weights(s, wv);
+  pdl::wait_for_producer();
+  for (; full_batch(s); s += U * W) {
+    int4 xv[U][TB];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t k = int64_t(s + u * W) * 64;
+#pragma unroll
+      for (int j = 0; j < TB; ++j) xv[u][j] = load_token(xrow[j] + k);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) mma_step(wv[u], xv[u]);
+    if (full_batch(s + U * W)) load_weights(s + U * W, wv);
+  }
+  for (; s < steps; s += W) {
+    const int64_t k = int64_t(s) * 64;
+    const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+    int4 wv[RB][2];
+    int4 xv[TB];
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+      wv[rb][0] = in ? load_weight(wrow[rb][0] + k) : make_int4(0, 0, 0, 0);
+      wv[rb][1] = in ? load_weight(wrow[rb][1] + k) : make_int4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int j = 0; j < TB; ++j) xv[j] = in ? load_token(xrow[j] + k) : make_int4(0, 0, 0, 0);
+    mma_step(wv, xv);
+  }
+  }  // register path
+
+  // Sum the warps' partials: one output per (row block, token block, accumulator register, lane).
+  constexpr int kFrags = RB * TB * 4;
+  __shared__ int partial[W][kFrags][32];
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int j = 0; j < TB; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+    }
+  }
+  __syncthreads();
+  Out* out = static_cast<Out*>(p.out);
+  const Out* bias = static_cast<const Out*>(p.bias);
+  for (int i = threadIdx.x; i < kFrags * 32; i += W * 32) {
+    const int frag = i / 32, l = i % 32;
+    int sum = 0;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
+    // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
+    const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
+    const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
+    const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
+    if (n < p.n && m < p.m) {
+      const float sa = p.a_scales[p.a_per_token ? m : 0];
+      const float sb = p.b_scales[p.b_per_channel ? n : 0];
+      const float b = bias ? to_float(bias[n]) : 0.0f;
+      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
+    }
   }
 }
 

@@ -57,9 +57,8 @@ enum Config : int {  // the skinny configurations first, under their SkinnyConfi
   kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
-    skinny_entry<kSkinny8>(), skinny_entry<kSkinny8r1>(), skinny_entry<kSkinny8s>(),
-    skinny_entry<kSkinny16>(), skinny_entry<kSkinny16s>(), skinny_entry<kSkinny8p>(),
-    skinny_entry<kSkinny16p>(), skinny_entry<kSkinny16p1>(),
+    skinny_entry<kSkinny8>(), skinny_entry<kSkinny8s>(),
+    skinny_entry<kSkinny16>(), skinny_entry<kSkinny16s>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -78,10 +77,11 @@ double wave_fill(int64_t tiles, int sms) {
 
 // From the tile sweeps of run 4 (benchmarks/results/gemm_NVIDIA_H100_80GB_HBM3_2026-11-23_sweep4.md: every
 // configuration on the Llama-2 7B and 13B shapes, M = 1..1024) and run 5 (..._sweep5.md and ..._sweep5b.md: also
-// Llama-3-8B, and M = 48/128) and run 6 (..._sweep6.md, ..._sweep6b.md: the skinny kernel at M = 1..32, the
-// M = 1024/16384 choices). Three weight widths behave differently at decode sizes: small N (o_proj,
-// down_proj, Llama-3 qkv: N <= 8192), mid N (qkv) and large N (gate_up: N > 16384). Where the best choice
-// depended on whether the CTAs fill one wave of SMs, the rule says so.
+// Llama-3-8B, and M = 48/128), run 6 (..._sweep6.md, ..._sweep6b.md: the skinny kernel at M = 1..32, the
+// M = 1024/16384 choices) and run 14 (..._2026-11-24_sweep14.md: M = 8-16, timed with the L2 scrub). Three
+// weight widths behave differently at decode sizes: small N (o_proj, down_proj, Llama-3 qkv: N <= 8192), mid N
+// (qkv) and large N (gate_up: N > 16384). Where the best choice depended on whether the CTAs fill one wave of
+// SMs, the rule says so.
 int pick_config(const ScaledMmParams& p, bool azp) {
   if (azp) {  // asymmetric activations: rare, three configurations cover the regimes
     return p.m <= 64 ? kDecodeSwap64 : (p.m <= 1024 ? kMid : kLarge);
@@ -91,19 +91,25 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
   // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. The cp.async-staged
   // variant wins when its 32-row CTAs (one per SM: 120 KB of ring) fit one wave (7B/8B o_proj and down_proj,
-  // 4-10% ahead, sweep 7); past one wave the register variants, except on long rows with more than one wave
-  // (13B down), where the 8-CTA-cluster tile stays 2-4% ahead.
+  // 4-10% ahead, sweep 7); past one wave the register variant (sweep 14: 21.0 vs 22.4 us for the cluster tile on
+  // 7B qkv, 31.4 vs 32.0 on 13B qkv), except on long rows (13B down, K > 8192), where the 8-CTA-cluster tile
+  // stays 2-10% ahead.
   if (p.m <= 8) {
     if (ceil_div(p.n, 32) <= sms) return kSkinny8s;
-    if (p.k <= 8192) return small_n ? kSkinny8 : kSkinny8r1;
+    if (p.k <= 8192) return kSkinny8;
   }
-  // 9-16 tokens (sweep 10, ranked by quantize + GEMM, where the programmatic launch counts): the staged 16-token
-  // variant where it fits one wave (7B/8B o_proj 11.2 vs 12.3 us for the cluster tile, down_proj 23.0-28.4 vs
-  // 24.0-29.5), the register variant on mid and large N (7B/8B gate_up 38.2/47.6-48.2 vs 40.0-50.7, qkv even,
-  // 13B gate_up 1.5% behind); the cluster tiles keep small N past one wave (8B qkv, 13B o) and 13B down.
+  // 9-16 tokens (sweep 14: each configuration's GEMM alone and with our quantization in front, where the
+  // programmatic launch counts). Taken: the best quantize + GEMM among the configurations whose GEMM alone is
+  // within noise (~2%) of the fastest. The staged 16-token variant where it fits one wave and K <= 8192 (7B/8B
+  // o_proj: 10.0 us alone, 10.9-11.0 with the quantization, against 9.9 / 12.4 for the cluster tile); on longer
+  // rows (7B/8B down_proj) it is 3-5% behind the cluster tile alone (21.0-26.3 vs 20.1-25.3 us). The register
+  // variant on gate_up when its last wave of CTAs (two per SM) is nearly full: 7B gate_up (688 CTAs, 87% of 3
+  // waves) 36.7-36.9 vs 38.3 us, even on Llama-3 (85%), 2-4% behind on 13B (82%). The 4-CTA-cluster tile on
+  // qkv (7B: 22.4-22.6 vs 24.0 us for the register variant; 13B within 1%).
   if (p.m <= 16) {
-    if (ceil_div(p.n, 32) <= sms) return kSkinny16s;
-    if (!small_n && p.k <= 8192) return kSkinny16;
+    const int64_t skinny_ctas = ceil_div(p.n, 32);
+    if (skinny_ctas <= sms && p.k <= 8192) return kSkinny16s;
+    if (large_n && p.k <= 8192 && wave_fill(skinny_ctas, 2 * sms) >= 0.85) return kSkinny16;
   }
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
