@@ -1,0 +1,186 @@
+"""Where a decode step's GPU time goes, per config: the kernels of vLLM's decode loop under torch.profiler.
+
+The serving table (serve_throughput.py) gives one number per config; when two configs differ by a few percent, this
+says in which kernels. Each config runs in a fresh process with the engine core in-process
+(VLLM_ENABLE_V1_MULTIPROCESSING=0, so CUPTI sees the model's kernels, CUDA graphs included): dummy weights at real
+shapes, a warm-up, then `--prompts` sequences of `--input-len` tokens decoding `--steps` tokens under the profiler.
+Kernel time is summed per kernel name and divided by the decode steps; the prefill step is excluded by
+starting the profile after the first token of every sequence.
+
+    python -m benchmarks.serve_profile --results-dir DIR --configs vllm-int8-w8a8,sq-dynamic
+
+Writes DIR/serve_profile.json and DIR/serve_profile.md (and DIR/logs/<model>-<config>.log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
+from benchmarks.serve_throughput import CONFIGS, random_prompts
+from benchmarks.subproc import run_logged
+
+TOP_KERNELS = 25  # rows per config in the markdown
+
+
+def kernel_table(trace: dict, steps: int) -> dict[str, Any]:
+    """Per kernel name: calls and microseconds per step, from a Chrome trace's kernel (and memset/memcpy) events.
+
+    Also the busy time per step (sum of all kernel durations) and the span per step (first start to last end), so
+    that idle gaps between kernels show as span - busy.
+    """
+    events = [e for e in trace.get("traceEvents", [])
+              if e.get("cat") in ("kernel", "gpu_memset", "gpu_memcpy") and "dur" in e]
+    if not events or steps <= 0:
+        return {"steps": steps, "busy_us_per_step": 0.0, "span_us_per_step": 0.0, "kernels": []}
+    per_name: dict[str, list[float]] = {}
+    for e in events:
+        per_name.setdefault(e["name"], []).append(float(e["dur"]))
+    rows = [{"name": name, "calls_per_step": len(d) / steps, "us_per_step": sum(d) / steps,
+             "median_us": sorted(d)[len(d) // 2]} for name, d in per_name.items()]
+    rows.sort(key=lambda r: -r["us_per_step"])
+    start = min(float(e["ts"]) for e in events)
+    end = max(float(e["ts"]) + float(e["dur"]) for e in events)
+    return {"steps": steps, "busy_us_per_step": sum(r["us_per_step"] for r in rows),
+            "span_us_per_step": (end - start) / steps, "kernels": rows}
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """One engine: warm up, then profile the decode of spec["prompts"] sequences for spec["steps"] tokens."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    llm = LLM(model=spec["model_dir"], load_format="dummy", dtype="bfloat16", kv_cache_dtype=spec["kv_cache_dtype"],
+              gpu_memory_utilization=spec["gpu_memory_utilization"], seed=0,
+              compilation_config={"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]})
+    vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
+    prompts = [TokensPrompt(prompt_token_ids=p)
+               for p in random_prompts(spec["prompts"], spec["input_len"], vocab, seed=7)]
+
+    def params(n: int) -> SamplingParams:
+        return SamplingParams(temperature=1.0, top_p=1.0, max_tokens=n, ignore_eos=True)
+
+    llm.generate(prompts, params(8), use_tqdm=False)  # warm-up at the same batch
+    # Profile steps+1 tokens and a 1-token run alone: the difference is the decode steps without the prefill.
+    traces = {}
+    for label, n in (("all", spec["steps"] + 1), ("prefill", 1)):
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            llm.generate(prompts, params(n), use_tqdm=False)
+            torch.cuda.synchronize()
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            prof.export_chrome_trace(f.name)
+            traces[label] = json.loads(Path(f.name).read_text())
+    full = kernel_table(traces["all"], 1)
+    pre = kernel_table(traces["prefill"], 1)
+    pre_us = {r["name"]: (r["calls_per_step"], r["us_per_step"]) for r in pre["kernels"]}
+    steps = spec["steps"]
+    rows = []
+    for r in full["kernels"]:
+        calls, us = pre_us.get(r["name"], (0.0, 0.0))
+        if r["us_per_step"] - us > 0:
+            rows.append({"name": r["name"], "calls_per_step": (r["calls_per_step"] - calls) / steps,
+                         "us_per_step": (r["us_per_step"] - us) / steps, "median_us": r["median_us"]})
+    rows.sort(key=lambda r: -r["us_per_step"])
+    return {"run_info": run_info(), "steps": steps,
+            "busy_us_per_step": (full["busy_us_per_step"] - pre["busy_us_per_step"]) / steps,
+            "kernels": rows}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    info = report["run_info"]
+    lines = [f"# Decode-step kernel profile: {info.get('device', '?')}, {info.get('date_utc', '?')}, commit "
+             f"{info.get('commit', '?')}", "",
+             f"- {report['prompts']} sequences x {report['input_len']} tokens in, {report['steps']} decode steps "
+             "profiled (prefill subtracted); vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
+             f"- command: `{report['command']}`", "",
+             "| model | config | GPU busy us per decode step | status |", "|---|---|---|---|"]
+    for e in report["entries"]:
+        busy = f"{e['busy_us_per_step']:.0f}" if e.get("status") == "ok" else "-"
+        lines.append(f"| {e['model']} | {e['config']} | {busy} | {e.get('status')} {e.get('error', '')[:120]} |")
+    for e in report["entries"]:
+        if e.get("status") != "ok":
+            continue
+        lines += ["", f"## {e['model']} {e['config']} (top {TOP_KERNELS} kernels)", "",
+                  "| kernel | calls / step | us / step | median us |", "|---|---|---|---|"]
+        for r in e["kernels"][:TOP_KERNELS]:
+            lines.append(f"| `{r['name'][:110]}` | {r['calls_per_step']:.1f} | {r['us_per_step']:.1f} | "
+                         f"{r['median_us']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results-dir", type=Path, required=False)
+    p.add_argument("--model", default="7b")
+    p.add_argument("--configs", default="vllm-int8-w8a8,sq-dynamic", help=f"comma-separated, from {list(CONFIGS)}")
+    p.add_argument("--prompts", type=int, default=64, help="sequences decoded together (the batch)")
+    p.add_argument("--input-len", type=int, default=128)
+    p.add_argument("--steps", type=int, default=32, help="decode steps profiled")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--cudagraph-capture-sizes", default="1,2,4,8,16,24,32,48,64,96,128")
+    p.add_argument("--config-timeout-s", type=float, default=300.0)
+    p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if not args.child and args.results_dir is None:
+        p.error("--results-dir is required")
+    unknown = set(args.configs.split(",")) - set(CONFIGS)
+    if unknown:
+        p.error(f"unknown config(s) {sorted(unknown)}; expected some of {list(CONFIGS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        args.child_out.write_text(json.dumps(run_child(json.loads(args.child.read_text()))))
+        return 0
+    from calibration.models.dummy import write_dummy_model
+
+    out = args.results_dir
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    entries = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for config in args.configs.split(","):
+            scheme, kv_dtype = CONFIGS[config]
+            entry: dict[str, Any] = {"model": args.model, "config": config}
+            if scheme.startswith("smoothquant") and (missing := smoothquant_plugin_missing()):
+                entries.append({**entry, "status": "error", "error": missing})
+                continue
+            spec = {"model_dir": str(write_dummy_model(work / f"{args.model}-{scheme}", args.model, scheme)),
+                    "kv_cache_dtype": kv_dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
+                    "cudagraph_capture_sizes": [int(x) for x in args.cudagraph_capture_sizes.split(",")],
+                    "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps}
+            spec_path, res_path = work / f"{config}.spec.json", work / f"{config}.result.json"
+            spec_path.write_text(json.dumps(spec))
+            cmd = [sys.executable, "-m", "benchmarks.serve_profile", "--child", str(spec_path),
+                   "--child-out", str(res_path)]
+            # one process, so that CUPTI in the child sees the model's kernels
+            env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+            res = run_logged(cmd, out / "logs" / f"{args.model}-{config}.log", args.config_timeout_s,
+                             cwd=REPO_ROOT, env=env)
+            if res_path.exists():
+                entries.append({**entry, "status": "ok", **json.loads(res_path.read_text())})
+            else:
+                reason = "timed out" if res.timed_out else f"exit code {res.returncode}"
+                entries.append({**entry, "status": "error", "error": f"{reason}: {res.error_line()}"})
+    report = {"run_info": next((e["run_info"] for e in entries if "run_info" in e), run_info()),
+              "command": "python -m benchmarks.serve_profile " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps, "entries": entries}
+    (out / "serve_profile.json").write_text(json.dumps(report, indent=2))
+    (out / "serve_profile.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0 if all(e["status"] == "ok" for e in entries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

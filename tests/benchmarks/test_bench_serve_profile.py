@@ -1,0 +1,48 @@
+"""The per-kernel decode-step summary of benchmarks/serve_profile.py, on synthetic traces (no GPU)."""
+
+import pytest
+
+from benchmarks import serve_profile as sp
+
+
+def _trace(steps: int) -> dict:
+    events, t = [], 0.0
+    for _ in range(steps):  # per step: two GEMMs of 10 us, one quantization of 2 us, a 4-us gap
+        for name, dur in (("gemm", 10.0), ("quant", 2.0), ("gemm", 10.0)):
+            events.append({"cat": "kernel", "name": name, "ts": t, "dur": dur})
+            t += dur
+        t += 4.0
+    events.append({"cat": "gpu_memset", "name": "Memset", "ts": t, "dur": 1.0})
+    events.append({"cat": "cpu_op", "name": "aten::mm", "ts": 0.0, "dur": 50.0})  # not on the GPU
+    return {"traceEvents": events}
+
+
+def test_kernel_table_sums_per_name_and_step():
+    table = sp.kernel_table(_trace(4), steps=4)
+    rows = {r["name"]: r for r in table["kernels"]}
+    assert set(rows) == {"gemm", "quant", "Memset"}
+    assert rows["gemm"]["calls_per_step"] == 2.0 and rows["gemm"]["us_per_step"] == 20.0
+    assert rows["quant"]["us_per_step"] == 2.0 and rows["quant"]["median_us"] == 2.0
+    assert [r["name"] for r in table["kernels"]] == ["gemm", "quant", "Memset"]  # by time, largest first
+    assert table["busy_us_per_step"] == pytest.approx(22.25)
+    assert table["span_us_per_step"] == pytest.approx((4 * 26 + 1) / 4)  # the gaps count in the span
+
+
+def test_kernel_table_without_kernels_is_empty():
+    assert sp.kernel_table({"traceEvents": []}, steps=8)["kernels"] == []
+
+
+def test_markdown_lists_each_config_and_its_top_kernels():
+    entry = {"model": "7b", "config": "sq-dynamic", "status": "ok", "busy_us_per_step": 5000.0,
+             "kernels": [{"name": "gemm", "calls_per_step": 128.0, "us_per_step": 3000.0, "median_us": 20.0}]}
+    failed = {"model": "7b", "config": "vllm-int8-w8a8", "status": "error", "error": "exit code 1: OOM"}
+    md = sp.markdown({"run_info": {"device": "H100", "date_utc": "d", "commit": "c"}, "command": "cmd",
+                      "prompts": 64, "input_len": 128, "steps": 32, "entries": [entry, failed]})
+    assert "| 7b | sq-dynamic | 5000 | ok" in md
+    assert "| 7b | vllm-int8-w8a8 | - | error exit code 1: OOM" in md
+    assert "| `gemm` | 128.0 | 3000.0 | 20.00 |" in md
+
+
+def test_rejects_unknown_config():
+    with pytest.raises(SystemExit):
+        sp.parse_args(["--results-dir", "/tmp/x", "--configs", "sq-dynamic,fp4"])
