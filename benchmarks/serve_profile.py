@@ -5,7 +5,8 @@ says in which kernels. Each config runs in a fresh process with the engine core 
 (VLLM_ENABLE_V1_MULTIPROCESSING=0, so CUPTI sees the model's kernels, CUDA graphs included): dummy weights at real
 shapes, a warm-up, then `--prompts` sequences of `--input-len` tokens decoding `--steps` tokens under the profiler.
 Kernel time is summed per kernel name and divided by the decode steps; the prefill step is excluded by
-starting the profile after the first token of every sequence.
+subtracting a profiled one-token run. The wall time per decode step comes from unprofiled runs timed the same way
+(best of three); wall - busy is what the GPU spends idle (host work, launch gaps) per step.
 
     python -m benchmarks.serve_profile --results-dir DIR --configs vllm-int8-w8a8,sq-dynamic
 
@@ -19,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,16 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         return SamplingParams(temperature=1.0, top_p=1.0, max_tokens=n, ignore_eos=True)
 
     llm.generate(prompts, params(8), use_tqdm=False)  # warm-up at the same batch
+
+    def seconds(n: int) -> float:  # best of three unprofiled runs
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            llm.generate(prompts, params(n), use_tqdm=False)
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    wall_us_per_step = (seconds(spec["steps"] + 1) - seconds(1)) / spec["steps"] * 1e6
     # Profile steps+1 tokens and a 1-token run alone: the difference is the decode steps without the prefill.
     traces = {}
     for label, n in (("all", spec["steps"] + 1), ("prefill", 1)):
@@ -89,7 +101,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             rows.append({"name": r["name"], "calls_per_step": (r["calls_per_step"] - calls) / steps,
                          "us_per_step": (r["us_per_step"] - us) / steps, "median_us": r["median_us"]})
     rows.sort(key=lambda r: -r["us_per_step"])
-    return {"run_info": run_info(), "steps": steps,
+    return {"run_info": run_info(), "steps": steps, "wall_us_per_step": wall_us_per_step,
             "busy_us_per_step": (full["busy_us_per_step"] - pre["busy_us_per_step"]) / steps,
             "kernels": rows}
 
@@ -101,10 +113,14 @@ def markdown(report: dict[str, Any]) -> str:
              f"- {report['prompts']} sequences x {report['input_len']} tokens in, {report['steps']} decode steps "
              "profiled (prefill subtracted); vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
              f"- command: `{report['command']}`", "",
-             "| model | config | GPU busy us per decode step | status |", "|---|---|---|---|"]
+             "| model | config | wall us per decode step (unprofiled) | GPU busy us per decode step | status |",
+             "|---|---|---|---|---|"]
     for e in report["entries"]:
-        busy = f"{e['busy_us_per_step']:.0f}" if e.get("status") == "ok" else "-"
-        lines.append(f"| {e['model']} | {e['config']} | {busy} | {e.get('status')} {e.get('error', '')[:120]} |")
+        ok = e.get("status") == "ok"
+        busy = f"{e['busy_us_per_step']:.0f}" if ok else "-"
+        wall = f"{e['wall_us_per_step']:.0f}" if ok else "-"
+        lines.append(f"| {e['model']} | {e['config']} | {wall} | {busy} | {e.get('status')} "
+                     f"{e.get('error', '')[:120]} |")
     for e in report["entries"]:
         if e.get("status") != "ok":
             continue

@@ -34,12 +34,13 @@ def test_kernel_table_without_kernels_is_empty():
 
 def test_markdown_lists_each_config_and_its_top_kernels():
     entry = {"model": "7b", "config": "sq-dynamic", "status": "ok", "busy_us_per_step": 5000.0,
+             "wall_us_per_step": 6000.0,
              "kernels": [{"name": "gemm", "calls_per_step": 128.0, "us_per_step": 3000.0, "median_us": 20.0}]}
     failed = {"model": "7b", "config": "vllm-int8-w8a8", "status": "error", "error": "exit code 1: OOM"}
     md = sp.markdown({"run_info": {"device": "H100", "date_utc": "d", "commit": "c"}, "command": "cmd",
                       "prompts": 64, "input_len": 128, "steps": 32, "entries": [entry, failed]})
-    assert "| 7b | sq-dynamic | 5000 | ok" in md
-    assert "| 7b | vllm-int8-w8a8 | - | error exit code 1: OOM" in md
+    assert "| 7b | sq-dynamic | 6000 | 5000 | ok" in md
+    assert "| 7b | vllm-int8-w8a8 | - | - | error exit code 1: OOM" in md
     assert "| `gemm` | 128.0 | 3000.0 | 20.00 |" in md
 
 
