@@ -53,6 +53,26 @@ def kernel_table(trace: dict, steps: int) -> dict[str, Any]:
             "span_us_per_step": (end - start) / steps, "kernels": rows}
 
 
+def idle_gaps(trace: dict, steps: int, min_us: float = 3.0, top: int = 8) -> dict[str, Any]:
+    """Where the GPU waits: gaps of at least `min_us` between consecutive kernels, per step, grouped by the pair
+    of kernels around them (first 60 characters of each name), largest total first."""
+    events = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"])
+                    for e in trace.get("traceEvents", [])
+                    if e.get("cat") in ("kernel", "gpu_memset", "gpu_memcpy") and "dur" in e)
+    groups: dict[str, list[float]] = {}
+    end = None
+    prev = ""
+    for start, stop, name in events:
+        if end is not None and start - end >= min_us:
+            groups.setdefault(f"{prev[:60]} -> {name[:60]}", []).append(start - end)
+        if end is None or stop > end:
+            end, prev = stop, name
+    rows = [{"between": k, "gaps_per_step": len(v) / steps, "us_per_step": sum(v) / steps} for k, v in groups.items()]
+    rows.sort(key=lambda r: -r["us_per_step"])
+    return {"idle_us_per_step": sum(r["us_per_step"] for r in rows),
+            "gaps_per_step": sum(r["gaps_per_step"] for r in rows), "top": rows[:top]}
+
+
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """One engine: warm up, then profile the decode of spec["prompts"] sequences for spec["steps"] tokens."""
     import torch
@@ -102,6 +122,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
                          "us_per_step": (r["us_per_step"] - us) / steps, "median_us": r["median_us"]})
     rows.sort(key=lambda r: -r["us_per_step"])
     return {"run_info": run_info(), "steps": steps, "wall_us_per_step": wall_us_per_step,
+            "gaps": idle_gaps(traces["all"], steps + 1),
             "busy_us_per_step": (full["busy_us_per_step"] - pre["busy_us_per_step"]) / steps,
             "kernels": rows}
 
@@ -129,6 +150,13 @@ def markdown(report: dict[str, Any]) -> str:
         for r in e["kernels"][:TOP_KERNELS]:
             lines.append(f"| `{r['name'][:110]}` | {r['calls_per_step']:.1f} | {r['us_per_step']:.1f} | "
                          f"{r['median_us']:.2f} |")
+        gaps = e.get("gaps")
+        if gaps:
+            lines += ["", f"Idle gaps >= 3 us (profiled run, prefill included, per token): "
+                      f"{gaps['gaps_per_step']:.1f} gaps, {gaps['idle_us_per_step']:.0f} us", "",
+                      "| between | gaps / step | us / step |", "|---|---|---|"]
+            for r in gaps["top"]:
+                lines.append(f"| `{r['between']}` | {r['gaps_per_step']:.1f} | {r['us_per_step']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -47,3 +47,11 @@ def test_markdown_lists_each_config_and_its_top_kernels():
 def test_rejects_unknown_config():
     with pytest.raises(SystemExit):
         sp.parse_args(["--results-dir", "/tmp/x", "--configs", "sq-dynamic,fp4"])
+
+
+def test_idle_gaps_groups_waits_by_the_kernels_around_them():
+    gaps = sp.idle_gaps(_trace(4), steps=4)
+    # 4-us waits after each step's second GEMM: three between steps, one before the memset
+    assert gaps["gaps_per_step"] == 1.0 and gaps["idle_us_per_step"] == 4.0
+    assert gaps["top"][0] == {"between": "gemm -> gemm", "gaps_per_step": 0.75, "us_per_step": 3.0}
+    assert gaps["top"][1]["between"] == "gemm -> Memset"
