@@ -110,6 +110,11 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             prof.export_chrome_trace(f.name)
             traces[label] = json.loads(Path(f.name).read_text())
+    if spec.get("prefill_only"):  # the prefill run itself: every kernel of one forward over all prompts
+        table = kernel_table(traces["prefill"], 1)
+        return {"run_info": run_info(), "steps": 1, "wall_us_per_step": seconds(1) * 1e6,
+                "gaps": idle_gaps(traces["prefill"], 1), "busy_us_per_step": table["busy_us_per_step"],
+                "kernels": table["kernels"]}
     full = kernel_table(traces["all"], 1)
     pre = kernel_table(traces["prefill"], 1)
     pre_us = {r["name"]: (r["calls_per_step"], r["us_per_step"]) for r in pre["kernels"]}
@@ -131,8 +136,11 @@ def markdown(report: dict[str, Any]) -> str:
     info = report["run_info"]
     lines = [f"# Decode-step kernel profile: {info.get('device', '?')}, {info.get('date_utc', '?')}, commit "
              f"{info.get('commit', '?')}", "",
-             f"- {report['prompts']} sequences x {report['input_len']} tokens in, {report['steps']} decode steps "
-             "profiled (prefill subtracted); vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
+             (f"- prefill only: {report['prompts']} sequences x {report['input_len']} tokens, one output token; "
+              "times are per run (every scheduler step of it), not per decode step"
+              if report.get("prefill_only") else
+              f"- {report['prompts']} sequences x {report['input_len']} tokens in, {report['steps']} decode steps "
+              "profiled (prefill subtracted)") + "; vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
              f"- command: `{report['command']}`", "",
              "| model | config | wall us per decode step (unprofiled) | GPU busy us per decode step | status |",
              "|---|---|---|---|---|"]
@@ -168,6 +176,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=64, help="sequences decoded together (the batch)")
     p.add_argument("--input-len", type=int, default=128)
     p.add_argument("--steps", type=int, default=32, help="decode steps profiled")
+    p.add_argument("--prefill-only", action="store_true",
+                   help="profile the prefill run (prompts x input-len tokens, one output token) instead")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--cudagraph-capture-sizes", default="1,2,4,8,16,24,32,48,64,96,128")
     p.add_argument("--config-timeout-s", type=float, default=300.0)
@@ -203,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = {"model_dir": str(write_dummy_model(work / f"{args.model}-{scheme}", args.model, scheme)),
                     "kv_cache_dtype": kv_dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
                     "cudagraph_capture_sizes": [int(x) for x in args.cudagraph_capture_sizes.split(",")],
-                    "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps}
+                    "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps,
+                    "prefill_only": args.prefill_only}
             spec_path, res_path = work / f"{config}.spec.json", work / f"{config}.result.json"
             spec_path.write_text(json.dumps(spec))
             cmd = [sys.executable, "-m", "benchmarks.serve_profile", "--child", str(spec_path),
@@ -219,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                 entries.append({**entry, "status": "error", "error": f"{reason}: {res.error_line()}"})
     report = {"run_info": next((e["run_info"] for e in entries if "run_info" in e), run_info()),
               "command": "python -m benchmarks.serve_profile " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps, "entries": entries}
+              "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps,
+              "prefill_only": args.prefill_only, "entries": entries}
     (out / "serve_profile.json").write_text(json.dumps(report, indent=2))
     (out / "serve_profile.md").write_text(markdown(report))
     print(markdown(report))

@@ -55,3 +55,9 @@ def test_idle_gaps_groups_waits_by_the_kernels_around_them():
     assert gaps["gaps_per_step"] == 1.0 and gaps["idle_us_per_step"] == 4.0
     assert gaps["top"][0] == {"between": "gemm -> gemm", "gaps_per_step": 0.75, "us_per_step": 3.0}
     assert gaps["top"][1]["between"] == "gemm -> Memset"
+
+
+def test_markdown_says_when_it_profiled_the_prefill():
+    md = sp.markdown({"run_info": {}, "command": "cmd", "prompts": 16, "input_len": 1024, "steps": 1,
+                      "prefill_only": True, "entries": []})
+    assert "prefill only: 16 sequences x 1024 tokens" in md and "decode steps profiled" not in md
