@@ -84,19 +84,23 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
               gpu_memory_utilization=spec["gpu_memory_utilization"], seed=0,
               compilation_config={"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]})
     vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
-    prompts = [TokensPrompt(prompt_token_ids=p)
-               for p in random_prompts(spec["prompts"], spec["input_len"], vocab, seed=7)]
+    seeds = iter(range(7, 10_000))
+
+    def prompts() -> list:  # fresh token ids for every run: prefix caching must not skip the prefill
+        return [TokensPrompt(prompt_token_ids=p)
+                for p in random_prompts(spec["prompts"], spec["input_len"], vocab, seed=next(seeds))]
 
     def params(n: int) -> SamplingParams:
         return SamplingParams(temperature=1.0, top_p=1.0, max_tokens=n, ignore_eos=True)
 
-    llm.generate(prompts, params(8), use_tqdm=False)  # warm-up at the same batch
+    llm.generate(prompts(), params(8), use_tqdm=False)  # warm-up at the same batch
 
     def seconds(n: int) -> float:  # best of three unprofiled runs
         best = float("inf")
         for _ in range(3):
+            batch = prompts()
             t0 = time.perf_counter()
-            llm.generate(prompts, params(n), use_tqdm=False)
+            llm.generate(batch, params(n), use_tqdm=False)
             best = min(best, time.perf_counter() - t0)
         return best
 
@@ -104,8 +108,9 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     # Profile steps+1 tokens and a 1-token run alone: the difference is the decode steps without the prefill.
     traces = {}
     for label, n in (("all", spec["steps"] + 1), ("prefill", 1)):
+        batch = prompts()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            llm.generate(prompts, params(n), use_tqdm=False)
+            llm.generate(batch, params(n), use_tqdm=False)
             torch.cuda.synchronize()
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             prof.export_chrome_trace(f.name)
