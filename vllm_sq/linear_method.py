@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from vllm.config import get_current_vllm_config
 from vllm.logger import init_logger
 from vllm.model_executor.layers.linear import LinearMethodBase, register_weight_loader_v2_supported_method
 from vllm.model_executor.parameter import (
@@ -89,6 +90,7 @@ class SmoothQuantLinearMethod(LinearMethodBase):
             ),
             self.layer_name,
         )
+        self.kernel.configure_compilation(get_current_vllm_config())
 
         def loader(name: str):
             return checked_loader(layer, self.layer_name, name, weight_loader)

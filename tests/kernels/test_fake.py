@@ -1,8 +1,5 @@
-"""The fake (meta) implementations against the op schemas of csrc/torch_bindings.cpp (CPU: runs in CI).
-
-Without the compiled extension the schemas are defined here from the C++ source, so the fakes that
-torch.compile and CUDA-graph capture rely on are exercised on every machine.
-"""
+"""The ops' Python-defined schemas (vllm_sq/ops/_library.py), their fakes, and the C++ registrations that must
+match them (CPU: runs in CI)."""
 
 from __future__ import annotations
 
@@ -12,36 +9,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from vllm_sq.ops import _fake, _loader
+from vllm_sq.ops import _library
 
 BINDINGS = Path(__file__).resolve().parents[2] / "csrc" / "torch_bindings.cpp"
 
 
-def _schemas() -> list[str]:
-    text = BINDINGS.read_text()
-    out = []
-    for call in re.findall(r'm\.def\(((?:"[^"]*"\s*)+)', text):
-        out.append("".join(re.findall(r'"([^"]*)"', call)))
-    return out
-
-
 @pytest.fixture(scope="module")
 def ops():
-    if _loader._load_error() is None:  # the real extension is loaded: its schemas and fakes are in place
-        return torch.ops.vllm_sq
-    lib = torch.library.Library("vllm_sq", "DEF")  # noqa: TOR901 (kept alive by the fixture)
-    for schema in _schemas():
-        lib.define(schema)
-    _fake.register()
-    yield torch.ops.vllm_sq
-    del lib
+    return torch.ops.vllm_sq
 
 
-def test_schemas_cover_the_api(ops):
-    names = {s.split("(", 1)[0] for s in _schemas()}
-    assert names == {"int8_scaled_mm", "int8_scaled_mm_azp", "gemm_configs", "per_token_quant",
-                     "per_token_quant_azp", "static_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
-                     "layer_norm_quant", "silu_and_mul_quant"}
+def test_schemas_cover_the_api_and_the_cuda_registrations(ops):
+    """Every op defined in Python has a CUDA kernel registered in C++, and C++ defines only gemm_configs."""
+    assert set(_library.SCHEMAS) == {"int8_scaled_mm", "int8_scaled_mm_azp", "per_token_quant", "per_token_quant_azp",
+                                     "static_quant", "rms_norm_quant", "fused_add_rms_norm_quant", "layer_norm_quant",
+                                     "silu_and_mul_quant"}
+    text = BINDINGS.read_text()
+    assert set(re.findall(r'm\.impl\("(\w+)"', text)) == set(_library.SCHEMAS)
+    assert [d.split("(", 1)[0] for d in re.findall(r'm\.def\("([^"]*)"', text)] == ["gemm_configs"]
+    for name, schema in _library.SCHEMAS.items():
+        assert str(getattr(ops, name).default._schema) == f"vllm_sq::{name}{schema}"
 
 
 def test_fake_shapes_and_dtypes(ops):

@@ -39,6 +39,13 @@ def _kernel_names(model: torch.nn.Module) -> list[str]:
     return sorted(names)
 
 
+def _fusions(model: torch.nn.Module) -> dict[str, int]:
+    """Runs in the vLLM worker: the producer + quantization fusions the compile pass made there."""
+    from vllm_sq import producer_fusion
+
+    return dict(producer_fusion.FUSED_TOTAL)
+
+
 def _commit() -> str | None:
     try:
         return subprocess.run(
@@ -59,6 +66,7 @@ def test_llama2_7b_shapes_serve_compiled_with_cuda_graphs(
     from calibration.models.dummy import write_dummy_model
 
     monkeypatch.setenv("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # for LLM.apply_model
+    monkeypatch.setenv("VLLM_DISABLE_COMPILE_CACHE", "1")  # compile here, so the fusion pass runs
     model_dir = write_dummy_model(tmp_path / f"llama2-7b-sq-{mode}", "7b", f"smoothquant-{mode}")
     llm = LLM(
         str(model_dir), load_format="dummy", dtype="bfloat16", max_model_len=1024, max_num_seqs=NUM_PROMPTS,
@@ -71,6 +79,10 @@ def test_llama2_7b_shapes_serve_compiled_with_cuda_graphs(
         assert "NONE" not in str(compilation.mode), "torch.compile is off"
         kernels = llm.apply_model(_kernel_names)[0]
         assert kernels, "no smoothquant layers in the model"
+        fusions = llm.apply_model(_fusions)[0]
+        if any("vllm_sq-cutlass" in k for k in kernels):
+            # Every producer of a quantized input fuses: the first input norm, the residual-add norms, SiLU-and-mul.
+            assert {"rms_norm_quant", "fused_add_rms_norm_quant", "silu_and_mul_quant"} <= set(fusions), fusions
 
         gen = torch.Generator().manual_seed(0)
         prompts = [
@@ -104,6 +116,7 @@ def test_llama2_7b_shapes_serve_compiled_with_cuda_graphs(
             "gpu": torch.cuda.get_device_name(),
             "compute_capability": "".join(map(str, torch.cuda.get_device_capability())),
             "kernels": kernels,
+            "producer_fusions": fusions,
             "compilation_mode": str(compilation.mode),
             "cudagraph_mode": str(compilation.cudagraph_mode),
             "num_prompts": NUM_PROMPTS,

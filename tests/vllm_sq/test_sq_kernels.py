@@ -288,7 +288,8 @@ def _fake_vllm(monkeypatch) -> None:
 @pytest.mark.parametrize("traced", [False, True])
 def test_cuda_kernel_glue_on_reference_ops(monkeypatch, backend: str, mode: str, traced: bool) -> None:
     """Each activation mode reaches the right quantizer and GEMM with the layouts they require, in eager mode and
-    while torch.compile traces (torch-op quantization), for this project's kernels and vLLM's."""
+    while torch.compile traces (this project's kernel: its quantization ops, which the fusion pass merges into the
+    producer; vLLM's: torch-op quantization), for this project's kernels and vLLM's."""
     from vllm_sq.kernels.cuda import VllmCutlassInt8Kernel, VllmSqCutlassKernel
 
     if backend == "vllm_sq":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -51,6 +51,9 @@ class Int8Kernel(ABC):
         Canonical form on entry: `layer.weight` int8 [N, K] contiguous, `layer.weight_scale` float32
         [N] or [1], `layer.input_scale` float32 [1] (static activations) or None.
         """
+
+    def configure_compilation(self, vllm_config: Any) -> None:
+        """Called while vLLM builds the model, before it sets up torch.compile: a kernel may add graph passes."""
 
     @abstractmethod
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -1,14 +1,17 @@
 """CUDA kernels: this project's CUTLASS ops (`vllm_sq.ops`) first, vLLM's own CUTLASS int8 path second.
 
 Both keep W_q as [N, K] row-major, which is exactly the column-major [K, N] operand (`weight.t()`)
-the CUTLASS GEMMs read, so no copy is made at load time. While vLLM traces the model for torch.compile,
-activations are quantized with plain torch ops (`quant_torch`) so Inductor can fuse the quantization
-into the norm / SiLU-and-mul kernel that produces the activation; in eager mode the CUDA quant ops run.
+the CUTLASS GEMMs read, so no copy is made at load time. Activations are quantized differently under
+torch.compile: this project's kernel always calls its opaque quantization op, and the post-grad pass of
+vllm_sq/producer_fusion.py (installed at model build) merges it with the RMSNorm / SiLU-and-mul that produces
+the activation into one fused CUDA op; with vLLM's kernels, activations are quantized with plain torch ops while
+tracing (`quant_torch`), so that Inductor fuses the quantization into the producer's generated kernel.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import torch
 
@@ -34,32 +37,18 @@ def _cuda_check(spec: Int8LinearSpec) -> tuple[bool, str]:
     return True, ""
 
 
-def _traced_quant(
-    x: torch.Tensor, spec: Int8LinearSpec, input_scale: torch.Tensor | None
-) -> QuantizedActivation | None:
-    """Torch-op quantization while torch.compile traces (fusable by Inductor); None in eager mode."""
-    if not torch.compiler.is_compiling():
-        return None
-    return quantize_activation(
-        x, dynamic=spec.activation_dynamic, per_token=spec.activation_per_token,
-        symmetric=spec.activation_symmetric, input_scale=input_scale,
-    )
-
-
 class _CutlassInt8Kernel(Int8Kernel):
-    """Shared apply(): quantize the activation (torch ops while tracing, the backend's op otherwise), then the
-    backend's GEMM with the dequantization fused. Subclasses supply `quantize` and `matmul`."""
+    """Shared apply(): quantize the activation, then the backend's GEMM with the dequantization fused.
+    Subclasses supply `quantize` and `matmul`."""
 
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).contiguous()
-        quantized = _traced_quant(x2, self.spec, layer.input_scale)
-        x_q, x_s, azp = quantized if quantized is not None else self.quantize(layer, x2)
+        x_q, x_s, azp = self.quantize(layer, x.reshape(-1, shape[-1]).contiguous())
         return self.matmul(layer, x_q, x_s, azp, bias, x.dtype).reshape(*shape[:-1], -1)
 
     @abstractmethod
     def quantize(self, layer: torch.nn.Module, x: torch.Tensor) -> QuantizedActivation:
-        """(x_q int8 [M, K], scales, zero points or None) in eager mode."""
+        """(x_q int8 [M, K], scales, zero points or None)."""
 
     @abstractmethod
     def matmul(self, layer: torch.nn.Module, x_q: torch.Tensor, x_s: torch.Tensor, azp: torch.Tensor | None,
@@ -83,6 +72,11 @@ class VllmSqCutlassKernel(_CutlassInt8Kernel):
             return False, f"vllm_sq.ops cannot be imported ({exc})"
         ok, reason = ops.available()
         return (True, "") if ok else (False, f"vllm_sq._C not usable: {reason}")
+
+    def configure_compilation(self, vllm_config: Any) -> None:
+        from vllm_sq import producer_fusion
+
+        producer_fusion.install(vllm_config)
 
     def process_weights(self, layer: torch.nn.Module) -> None:
         weight = layer.weight.data
@@ -147,6 +141,9 @@ class VllmCutlassInt8Kernel(_CutlassInt8Kernel):
         from vllm import _custom_ops as ops
 
         spec = self.spec
+        if torch.compiler.is_compiling():  # torch ops, which Inductor fuses into the producer's kernel
+            return quantize_activation(x, dynamic=spec.activation_dynamic, per_token=spec.activation_per_token,
+                                       symmetric=spec.activation_symmetric, input_scale=layer.input_scale)
         if not spec.activation_symmetric:
             # vLLM's azp quant uses the bare row min/max; the format's range includes 0 (quant_torch).
             return quantize_activation(x, dynamic=True, per_token=True, symmetric=False)

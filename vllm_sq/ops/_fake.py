@@ -12,7 +12,7 @@ from vllm_sq.ops import _checks
 
 
 def register() -> None:
-    """Registers one fake per op of torch.ops.vllm_sq (called once, after vllm_sq._C is imported)."""
+    """Registers one fake per tensor op of torch.ops.vllm_sq (called once, by `_library` after defining them)."""
     lib = "vllm_sq::"
 
     @torch.library.register_fake(lib + "int8_scaled_mm")

@@ -1,10 +1,13 @@
-"""Loads the compiled extension once and registers the fake (meta) implementations of its ops."""
+"""Loads the compiled extension (the CUDA kernels of torch.ops.vllm_sq) once; the ops themselves are defined by
+`_library` on import, on every machine."""
 
 from __future__ import annotations
 
 import functools
 
 import torch
+
+from vllm_sq.ops import _library  # noqa: F401  (defines the ops before the extension registers their kernels)
 
 # Compute capabilities with kernels in vllm_sq._C (sm_90 CUTLASS 3.x; sm_80/86/89 CUTLASS 2.x).
 SUPPORTED_CAPABILITIES = ((8, 0), (8, 6), (8, 9), (9, 0))
@@ -16,15 +19,12 @@ _READY = False
 
 @functools.lru_cache(maxsize=1)
 def _load_error() -> str | None:
-    """Imports vllm_sq._C (which registers torch.ops.vllm_sq.*); returns why it failed, or None."""
+    """Imports vllm_sq._C (which registers the CUDA kernels of torch.ops.vllm_sq.*); returns why it failed, or None."""
     try:
-        import vllm_sq._C  # noqa: F401  (import registers the ops)
+        import vllm_sq._C  # noqa: F401  (import registers the kernels)
     except ImportError as exc:
         return f"vllm_sq._C is not built or not loadable ({exc}); build with a CUDA torch: " \
                "pip install --no-build-isolation ."
-    from vllm_sq.ops import _fake
-
-    _fake.register()
     return None
 
 
