@@ -2,13 +2,14 @@
 
 Under torch.compile, vllm_sq's CUDA linear layers quantize their input with an opaque op (`vllm_sq.per_token_quant`
 or `vllm_sq.static_quant`, see vllm_sq/kernels/cuda.py). Where that input comes from vLLM's RMSNorm (the vLLM IR
-ops `rms_norm` / `fused_add_rms_norm`, not yet lowered when this pass runs) or from SiLU-and-mul (traced natively,
-recognized through the decomposition Inductor itself produces), and nothing else reads the producer's output, the
-pair becomes one CUDA op that writes the activation once, as int8:
+ops `rms_norm` / `fused_add_rms_norm`, not yet lowered when this pass runs), from SiLU-and-mul or from
+torch.nn.LayerNorm (both traced natively, recognized through the decomposition Inductor itself produces), and
+nothing else reads the producer's output, the pair becomes one CUDA op that writes the activation once, as int8:
 
     quant(rms_norm(x, w, eps))                  -> rms_norm_quant(x, w, eps, scale)
     quant(fused_add_rms_norm(x, r, w, eps)[0])  -> fused_add_rms_norm_quant(x, r', w, eps, scale), r' = clone(r)
     quant(silu(x[:, :d]) * x[:, d:])            -> silu_and_mul_quant(x, scale)
+    quant(layer_norm(x, w, b, eps))             -> layer_norm_quant(x, w, b, eps, scale)
 
 `scale` is None for dynamic per-token quantization and the layer's static scale otherwise. The fused kernels round
 the producer's output to its dtype before quantizing, as the unfused pair stores it. The updated residual is
@@ -149,24 +150,66 @@ def _silu_and_mul_split(y: fx.Node, x: fx.Node, nodes: list[fx.Node]) -> bool:
     return first is not None and second is not None
 
 
+def _exclusive_match(pattern: Any, y: fx.Node) -> tuple[Any, list[fx.Node]] | None:
+    """(match, its nodes other than y) if `pattern` matches at y and only y is read outside the match."""
+    match = pattern.match(y)
+    if not match:
+        return None
+    nodes = [n for n in match.nodes if n is not y]
+    inside = set(match.nodes)
+    if any(u not in inside for n in nodes for u in n.users):
+        return None
+    return match, nodes
+
+
 def _silu_and_mul_fusion(y: fx.Node) -> _Fusion | None:
     if y.target is not torch.ops.aten.mul.Tensor:
         return None
-    match = _silu_and_mul_pattern().match(y)
-    if not match:
+    found = _exclusive_match(_silu_and_mul_pattern(), y)
+    if found is None:
         return None
+    match, nodes = found
     x = match.kwargs.get("x")
-    nodes = [n for n in match.nodes if n is not y]
-    inside = set(match.nodes)
-    if not isinstance(x, fx.Node) or any(u not in inside for n in nodes for u in n.users):
-        return None
-    if not _silu_and_mul_split(y, x, nodes):
+    if not isinstance(x, fx.Node) or not _silu_and_mul_split(y, x, nodes):
         return None
     return _Fusion(_SQ.silu_and_mul_quant.default, (x,), anchor=y, nodes=(y, *nodes))
 
 
+def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
+    """torch.nn.LayerNorm over the last dim (OPT's norms in vLLM)."""
+    return F.layer_norm(x, (x.shape[-1],), w, b, eps)
+
+
+@functools.cache
+def _layer_norm_pattern() -> Any:
+    """The post-grad form of `_layer_norm`; eps is captured (a keyword of the match), other literals ignored."""
+    from torch._inductor.pattern_matcher import fwd_only, gen_pattern
+
+    example = [torch.empty(4, 32, dtype=torch.bfloat16), torch.empty(32, dtype=torch.bfloat16),
+               torch.empty(32, dtype=torch.bfloat16)]
+    return gen_pattern(_layer_norm, example, fwd_only, scalar_workaround={"eps": 1e-5})
+
+
+def _layer_norm_fusion(y: fx.Node) -> _Fusion | None:
+    if y.target is not torch.ops.prims.convert_element_type.default:
+        return None
+    found = _exclusive_match(_layer_norm_pattern(), y)
+    if found is None:
+        return None
+    match, nodes = found
+    x, w, b, eps = (match.kwargs.get(k) for k in ("x", "w", "b", "eps"))
+    stats = [n for n in nodes if n.target is torch.ops.aten.var_mean.correction]
+    # The literals the pattern ignores: a biased variance over the last dim only, as layer_norm_quant computes.
+    if not all(isinstance(a, fx.Node) for a in (x, w, b)) or not isinstance(eps, float) or not stats or any(
+            n.kwargs.get("correction") != 0 or list(n.args[1]) not in ([1], [-1]) for n in stats):
+        return None
+    if _val(x) is None or _val(x).dim() != 2:
+        return None
+    return _Fusion(_SQ.layer_norm_quant.default, (x, w, b, eps), anchor=y, nodes=(y, *nodes))
+
+
 # Producer recognizers, tried in order on the node a quantization reads.
-RECOGNIZERS = (_rms_norm, _fused_add_rms_norm, _silu_and_mul_fusion)
+RECOGNIZERS = (_rms_norm, _fused_add_rms_norm, _silu_and_mul_fusion, _layer_norm_fusion)
 
 
 def _through_views(node: fx.Node) -> tuple[fx.Node, list[fx.Node]]:

@@ -130,3 +130,34 @@ def test_llama2_7b_shapes_serve_compiled_with_cuda_graphs(
         out_dir = Path(results_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"gpu_serving_{mode}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_compiled_fused_path_matches_eager(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A calibrated tiny Llama in bfloat16: the compiled engine, where the fusion pass merges norm / SiLU-and-mul
+    with the quantization, gives the prompt logprobs of the eager engine, which quantizes after vLLM's own norm and
+    activation ops. Both round to bfloat16 and may move a few int8 codes by one, so they agree to a few hundredths;
+    a mis-wired fusion (a wrong residual, scale or half of SiLU-and-mul) moves logprobs by far more. Both are also
+    equally close to the float model."""
+    pytest.importorskip("vllm")
+    from conftest import PROMPTS, export_tiny, prompt_logprobs, reference_logprobs, running_llm
+
+    monkeypatch.setenv("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
+    monkeypatch.setenv("VLLM_DISABLE_COMPILE_CACHE", "1")
+    static = dict(activation_granularity="per_tensor", activation_dynamic=False) if mode == "static" else {}
+    ckpt, model = export_tiny(tmp_path / f"llama-{mode}", "llama", hidden_size=128, **static)
+    runs = {}
+    for eager in (True, False):
+        with running_llm(ckpt, dtype="bfloat16", enforce_eager=eager, gpu_memory_utilization=0.3) as llm:
+            runs[eager] = (prompt_logprobs(llm, PROMPTS), llm.apply_model(_kernel_names)[0],
+                           llm.apply_model(_fusions)[0])
+    (eager_lps, eager_kernels, eager_fusions), (comp_lps, comp_kernels, comp_fusions) = runs[True], runs[False]
+    assert eager_kernels == comp_kernels and all("vllm_sq-cutlass" in k for k in comp_kernels), comp_kernels
+    assert not eager_fusions
+    assert {"rms_norm_quant", "fused_add_rms_norm_quant", "silu_and_mul_quant"} <= set(comp_fusions), comp_fusions
+    for (ids, lp_eager), (ids_c, lp_comp) in zip(eager_lps, comp_lps, strict=True):
+        assert torch.equal(ids, ids_c)
+        assert float((lp_comp - lp_eager).abs().max()) < 0.1
+        assert float((lp_comp - lp_eager).abs().mean()) < 0.02
+        ref = reference_logprobs(model, ids)
+        assert abs(float((lp_comp - ref).abs().mean()) - float((lp_eager - ref).abs().mean())) < 0.02

@@ -60,6 +60,7 @@ def cpu_reference_kernels():
         "rms_norm_quant": lambda x, w, eps, scale: _quant(IR.rms_norm(x, w, eps), scale),
         "fused_add_rms_norm_quant": fused_add,
         "silu_and_mul_quant": lambda x, scale: _quant(_silu_mul(x), scale),
+        "layer_norm_quant": lambda x, w, b, eps, scale: _quant(F.layer_norm(x, (x.shape[-1],), w, b, eps), scale),
     }
     for name, fn in kernels.items():
         lib.impl(name, fn, "CPU")
@@ -174,6 +175,40 @@ def test_silu_and_mul_then_quant_becomes_silu_and_mul_quant(static: bool, dtype,
     assert SQ.silu_and_mul_quant.default in fusion.targets
     assert not {SQ.per_token_quant.default, SQ.static_quant.default} & set(fusion.targets)
     _assert_same(out, mlp(h, scale))
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_layer_norm_then_quant_becomes_layer_norm_quant(static: bool, device: str) -> None:
+    """OPT's torch.nn.LayerNorm (traced natively); eps reaches the fused op."""
+    x, _, w = _inputs(device, 12, 96)
+    b = (torch.randn(96, generator=torch.Generator().manual_seed(4)) * 0.1).bfloat16().to(device)
+    scale = torch.tensor([0.04], device=device)
+
+    def layer(x, w, b, scale):
+        y = F.layer_norm(x, (96,), w, b, 1e-3)
+        return (SQ.static_quant(y, scale),) if static else SQ.per_token_quant(y)
+
+    out, fusion = _compile(layer, x, w, b, scale)
+    assert fusion.fused == {"layer_norm_quant": 1}
+    fused = [t for t in fusion.targets if t is SQ.layer_norm_quant.default]
+    assert fused and not {SQ.per_token_quant.default, SQ.static_quant.default} & set(fusion.targets)
+    _assert_same(out, layer(x, w, b, scale))
+
+
+@pytest.mark.parametrize("correction", [0, 1])
+def test_layer_norm_is_told_from_a_norm_with_unbiased_variance(device: str, correction: int) -> None:
+    """The LayerNorm pattern ignores literals: the same graph with an unbiased variance (correction=1) must not
+    pass for it, while the biased one, written out by hand, fuses."""
+    x, _, w = _inputs(device)
+    b = torch.zeros_like(w)
+
+    def layer(x, w, b):
+        xf = x.float()
+        var, mean = torch.var_mean(xf, dim=1, correction=correction, keepdim=True)
+        return SQ.per_token_quant(((xf - mean) * torch.rsqrt(var + 1e-5) * w + b).to(x.dtype))
+
+    _, fusion = _compile(layer, x, w, b)
+    assert fusion.fused == ({"layer_norm_quant": 1} if correction == 0 else {})
 
 
 def test_two_layers_fuse_every_pair(device: str) -> None:
