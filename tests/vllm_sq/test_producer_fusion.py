@@ -309,3 +309,14 @@ def test_install_leaves_another_pass_in_place() -> None:
     cfg = _config(**{current_platform.pass_key: other})
     producer_fusion.install(cfg)
     assert cfg.compilation_config.inductor_compile_config[current_platform.pass_key] is other
+
+
+def test_the_installed_pass_enters_the_compile_cache_key() -> None:
+    """vLLM hashes the compilation config (the pass by its uuid) into its compile-cache key, so a graph compiled
+    with the pass is never reused without it (after vllm_sq._C is built or removed) or vice versa."""
+    from vllm.config import CompilationConfig
+
+    cc = CompilationConfig()
+    before = cc.compute_hash()
+    producer_fusion.install(SimpleNamespace(compilation_config=cc))
+    assert cc.compute_hash() != before
