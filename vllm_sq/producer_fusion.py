@@ -130,28 +130,35 @@ def _known(cond: Any) -> bool:
 
 
 def _silu_and_mul_split(y: fx.Node, x: fx.Node, nodes: list[fx.Node]) -> bool:
-    """The match's two slices split x [M, 2d] on its last dim exactly in half: x[:, 0:d] and x[:, d:]."""
+    """The match's two slices split x [M, 2d] on its last dim in half, SiLU taking x[:, 0:d] and the product's
+    other factor (y's second operand) x[:, d:]: the literals the pattern ignores, checked."""
     x_val, y_val = _val(x), _val(y)
     if x_val is None or y_val is None or x_val.dim() != 2:
         return False
     d = y_val.shape[-1]
     if not _known(x_val.shape[-1] == 2 * d):
         return False
-    first = second = None
-    for s in (n for n in nodes if n.target is torch.ops.aten.slice.Tensor):
+    slices = [n for n in nodes if n.target is torch.ops.aten.slice.Tensor]
+    up = y.args[1]
+    if len(slices) != 2 or up not in slices:
+        return False
+    for s in slices:
         src, dim, start, end, *step = s.args
         start, end = _val(start), _val(end)
         if src is not x or dim not in (1, -1) or step not in ([], [1]):
             return False
-        if _known(start == 0) and _known(end == d):
-            first = s
-        elif _known(start == d) and _known(end >= 2 * d):
-            second = s
-    return first is not None and second is not None
+        if s is up and not (_known(start == d) and _known(end >= 2 * d)):
+            return False
+        if s is not up and not (_known(start == 0) and _known(end == d)):
+            return False
+    return True
 
 
-def _exclusive_match(pattern: Any, y: fx.Node) -> tuple[Any, list[fx.Node]] | None:
-    """(match, its nodes other than y) if `pattern` matches at y and only y is read outside the match."""
+def _exclusive_match(pattern: Any, output_target: Any, y: fx.Node) -> tuple[dict[str, Any], list[fx.Node]] | None:
+    """(the match's keyword captures, its nodes other than y) if `pattern`, whose output op is `output_target`,
+    matches at y and nothing outside the match reads its intermediate nodes."""
+    if y.target is not output_target:
+        return None
     match = pattern.match(y)
     if not match:
         return None
@@ -159,17 +166,15 @@ def _exclusive_match(pattern: Any, y: fx.Node) -> tuple[Any, list[fx.Node]] | No
     inside = set(match.nodes)
     if any(u not in inside for n in nodes for u in n.users):
         return None
-    return match, nodes
+    return match.kwargs, nodes
 
 
 def _silu_and_mul_fusion(y: fx.Node) -> _Fusion | None:
-    if y.target is not torch.ops.aten.mul.Tensor:
-        return None
-    found = _exclusive_match(_silu_and_mul_pattern(), y)
+    found = _exclusive_match(_silu_and_mul_pattern(), torch.ops.aten.mul.Tensor, y)
     if found is None:
         return None
-    match, nodes = found
-    x = match.kwargs.get("x")
+    captures, nodes = found
+    x = captures.get("x")
     if not isinstance(x, fx.Node) or not _silu_and_mul_split(y, x, nodes):
         return None
     return _Fusion(_SQ.silu_and_mul_quant.default, (x,), anchor=y, nodes=(y, *nodes))
@@ -191,13 +196,11 @@ def _layer_norm_pattern() -> Any:
 
 
 def _layer_norm_fusion(y: fx.Node) -> _Fusion | None:
-    if y.target is not torch.ops.prims.convert_element_type.default:
-        return None
-    found = _exclusive_match(_layer_norm_pattern(), y)
+    found = _exclusive_match(_layer_norm_pattern(), torch.ops.prims.convert_element_type.default, y)
     if found is None:
         return None
-    match, nodes = found
-    x, w, b, eps = (match.kwargs.get(k) for k in ("x", "w", "b", "eps"))
+    captures, nodes = found
+    x, w, b, eps = (captures.get(k) for k in ("x", "w", "b", "eps"))
     stats = [n for n in nodes if n.target is torch.ops.aten.var_mean.correction]
     # The literals the pattern ignores: a biased variance over the last dim only, as layer_norm_quant computes.
     if not all(isinstance(a, fx.Node) for a in (x, w, b)) or not isinstance(eps, float) or not stats or any(

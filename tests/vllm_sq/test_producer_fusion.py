@@ -275,6 +275,17 @@ def test_left_alone_when_the_fused_op_would_reject_the_inputs(device: str) -> No
     _assert_same(out, layer(x, w.float()))
 
 
+def test_left_alone_for_swapped_halves(device: str) -> None:
+    """silu(h[:, d:]) * h[:, :d] has the pattern's shape but applies SiLU to the wrong half."""
+    h = torch.randn(5, 128, generator=torch.Generator().manual_seed(5)).bfloat16().to(device)
+
+    def mlp(h):
+        return SQ.per_token_quant(F.silu(h[:, 64:]) * h[:, :64])
+
+    _, fusion = _compile(mlp, h)
+    assert not fusion.fused
+
+
 def test_left_alone_for_an_uneven_split(device: str) -> None:
     """silu(h[:, :d]) * h[:, d:2d] of a wider h is not SiLU-and-mul."""
     h = torch.randn(5, 160, generator=torch.Generator().manual_seed(3)).bfloat16().to(device)

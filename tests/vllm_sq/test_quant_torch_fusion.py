@@ -1,7 +1,8 @@
 """What Inductor makes of the traced activation quantization (vllm_sq/kernels/quant_torch.py) under torch.compile.
 
-vLLM traces its RMSNorm natively and the plugin traces quantization in torch ops, so Inductor can write the int8
-activation from the norm's kernel. Checked here on the CPU backend (the GPU backend shares the scheduler that
+With vLLM's INT8 kernels as the backend, the plugin traces quantization in torch ops after vLLM's natively traced
+RMSNorm, so Inductor can write the int8 activation from the norm's kernel (with the project's kernels, the fusion
+pass of vllm_sq/producer_fusion.py uses the fused CUDA ops instead). Checked here on the CPU backend (the GPU backend shares the scheduler that
 decides the fusion): one fused kernel for residual-add + RMSNorm + dynamic per-token quantization, and its
 numerics relative to docs/checkpoint_format.md.
 """
