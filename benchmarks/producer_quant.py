@@ -1,8 +1,9 @@
 """The int8 activation's producer alone: RMSNorm + quant and SiLU-and-mul + quant, three ways, on the GPU.
 
-Under torch.compile, vllm_sq writes the activation quantization in torch ops and Inductor fuses it into the
-norm / SiLU-and-mul kernel (vllm_sq/kernels/cuda.py); in eager mode the project's CUDA kernels could do the same
-work (`vllm_sq.ops.rms_norm_quant`, `silu_and_mul_quant`). This times both against vLLM's unfused pair (its
+Under torch.compile, the project's fused CUDA kernels (`vllm_sq.ops.rms_norm_quant`, `silu_and_mul_quant`) produce
+the int8 activation (vllm_sq/producer_fusion.py); with vLLM's INT8 kernels as the backend, vllm_sq writes the
+quantization in torch ops and Inductor fuses it into the norm / SiLU-and-mul kernel (vllm_sq/kernels/cuda.py; the
+only path before session 9). This times both against vLLM's unfused pair (its
 `rms_norm` / `silu_and_mul` op, then `scaled_int8_quant`), per shape, as benchmarks/gemm.py times GEMMs (CUDA-graph
 replay, inputs rotated beyond L2, median of interleaved replays). The Inductor variant is the native forward of
 vLLM's RMSNorm / SiluAndMul followed by `quantize_activation`, compiled once per width with M dynamic, as vLLM
