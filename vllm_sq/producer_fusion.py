@@ -282,9 +282,10 @@ class ProducerQuantFusionPass(InductorPass):
                 continue
             self._rewrite(graph, quant, views, fusion, scale, *fake)
             self.fused[fusion.op._opname] += 1
+        if self.fused and not FUSED_TOTAL:  # once per process: vLLM compiles many graphs
+            logger.info("smoothquant: the compile pass fuses norm / SiLU-and-mul with the int8 quantization "
+                        "(first graph: %s)", dict(self.fused))
         FUSED_TOTAL.update(self.fused)
-        if self.fused:
-            logger.debug("smoothquant: fused quantization into its producer: %s", dict(self.fused))
 
     @staticmethod
     def _rewrite(graph: fx.Graph, quant: fx.Node, views: list[fx.Node], fusion: _Fusion, scale: Any,
