@@ -13,6 +13,10 @@ affects them alike. Variants:
   prod_q_gemm   the layer's producer + quantization + GEMM: vLLM's rms_norm / silu_and_mul + scaled_int8_quant +
                 cutlass_scaled_mm (vllm_*) against our fused rms_norm_quant / silu_and_mul_quant + GEMM (ours_*);
                 qkv and gate_up follow an RMSNorm, down follows SiLU-and-mul, o has no fusable producer.
+  prod_gemm     the same producer in bf16 (vLLM's rms_norm / silu_and_mul, what an unquantized layer runs) in front
+                of a GEMM on an int8 activation given for free (ours_* / vllm_*): prod_q_gemm over it is what the
+                quantization costs the layer, the issue's "quantize + GEMM against GEMM alone" with the producer
+                both pipelines run counted on both sides.
   ours_q, vllm_q  (M <= 64) per_token_quant / scaled_int8_quant alone
   vllm_q_ours_gemm, ours_q_vllm_gemm  (M <= 64) one project's quantization in front of the other's GEMM, to tell
                 which kernel of a pair decides what the quantization adds
@@ -232,18 +236,38 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
                 run(name, w_bytes + 3 * x_bytes + out_bytes,
                     lambda fn=fn: (fn, s.activation(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
         if s.producer is not None:
-            def vllm_prod(p, w, sw):
+            def bf16_producer(p):
                 if s.producer == "rms_norm":
                     h = torch.empty_like(p)
                     vllm_ops.rms_norm(h, p, norm_w, EPS)
                 else:
                     h = torch.empty(p.shape[0], p.shape[1] // 2, dtype=p.dtype, device=p.device)
                     torch.ops._C.silu_and_mul(h, p)
-                return vllm_q_gemm(h, w, sw)
+                return h
+
+            def vllm_prod(p, w, sw):
+                return vllm_q_gemm(bf16_producer(p), w, sw)
+
+            def prod_gemm(gemm):  # the producer's bf16 output is not read: the GEMM's int8 input is given
+                def call(p, xq, sx, w, sw):
+                    bf16_producer(p)
+                    return gemm(xq, w, sx, sw)
+                return call
+
+            def prod_gemm_inputs():
+                xq, sx = s.quantized_activation()
+                w, sw = s.int8_weight()
+                return s.producer_input(), xq, sx, w.t(), sw
 
             p_bytes = 2 * m * (2 * k if s.producer == "silu_and_mul" else k)
             run("vllm_prod_q_gemm", w_bytes + p_bytes + 5 * x_bytes + out_bytes,
                 lambda: (vllm_prod, s.producer_input(), *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))
+            def ours_gemm(a, b, sa, sb):
+                return ops.int8_scaled_mm(a, b, sa, sb, None, torch.bfloat16)
+
+            for name, gemm in (("ours_prod_gemm", ours_gemm), ("vllm_prod_gemm", vllm_gemm)):
+                run(name, w_bytes + p_bytes + 3 * x_bytes + out_bytes,
+                    lambda gemm=gemm: (prod_gemm(gemm), *prod_gemm_inputs()))
 
     for i, name in configs:  # (index in ops.gemm_configs(), name)
         if name.startswith("Skinny") and s.m > SKINNY_SWEEP_MAX_M:
@@ -267,6 +291,11 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def _pct_over(a: float | None, b: float | None) -> float | None:
+    """100 * (a / b - 1): how much longer a takes than b, in percent."""
+    return None if a is None or b is None else 100.0 * (a / b - 1.0)
+
+
 def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | None]:
     """TOP/s, % of peak, ratios to vLLM and to the weight-streaming bound (None where a variant is missing)."""
     ops_count = 2.0 * m * n * k
@@ -284,6 +313,8 @@ def derived(m: int, n: int, k: int, res: dict[str, float]) -> dict[str, float | 
         "vllm_over_ours_q_gemm": _ratio(res.get("vllm_q_gemm"), res.get("ours_q_gemm")),
         "vllm_over_ours_prod_q_gemm": _ratio(res.get("vllm_prod_q_gemm"), res.get("ours_prod_q_gemm")),
         "q_overhead_pct": None if ours is None or "ours_q_gemm" not in res else 100.0 * (res["ours_q_gemm"] / ours - 1),
+        "ours_quant_cost_pct": _pct_over(res.get("ours_prod_q_gemm"), res.get("ours_prod_gemm")),
+        "vllm_quant_cost_pct": _pct_over(res.get("vllm_prod_q_gemm"), res.get("vllm_prod_gemm")),
         "vllm_tops": _ratio(ops_count / 1e6, res.get("vllm_gemm")),
     }
 
@@ -330,6 +361,21 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                          f"{_fmt(_diff(t.get('vllm_q_gemm'), t.get('vllm_gemm')), '.1f')} | "
                          f"{_fmt(_diff(t.get('vllm_q_ours_gemm'), t.get('ours_gemm')), '.1f')} | "
                          f"{_fmt(_diff(t.get('ours_q_vllm_gemm'), t.get('vllm_gemm')), '.1f')} |")
+    prod = [r for r in rows if "ours_prod_gemm" in r["us"] or "vllm_prod_gemm" in r["us"]]
+    if prod:
+        lines += ["", "What the quantization costs a layer whose activation has a producer (us): the producer in "
+                  "bf16 + the GEMM on an int8 activation given for free, against the producer with the "
+                  "quantization + GEMM (ours: the fused kernel; vLLM: its producer, scaled_int8_quant); cost = "
+                  "the second over the first - 1:", "",
+                  "| model | layer | M | ours: bf16 prod + gemm | ours fused | ours cost % "
+                  "| vLLM: bf16 prod + gemm | vLLM prod + q + gemm | vLLM cost % |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in prod:
+            t, d = r["us"], r["derived"]
+            lines.append(f"| {r['model']} | {r['layer']} | {r['m']} | {_fmt(t.get('ours_prod_gemm'), '.1f')} | "
+                         f"{_fmt(t.get('ours_prod_q_gemm'), '.1f')} | {_fmt(d.get('ours_quant_cost_pct'), '+.1f')} | "
+                         f"{_fmt(t.get('vllm_prod_gemm'), '.1f')} | {_fmt(t.get('vllm_prod_q_gemm'), '.1f')} | "
+                         f"{_fmt(d.get('vllm_quant_cost_pct'), '+.1f')} |")
     for prefix, title in (("cfg:", "our GEMM alone"), ("cfgq:", "our quantization + GEMM, M <= 64")):
         lines += _sweep_table(rows, prefix, title)
     return "\n".join(lines) + "\n"

@@ -91,3 +91,20 @@ def test_gemm_compare_reports_added_time_per_shape_and_in_total():
     assert row == "| 7b | down | 1024 | 100.0 | 100.0 | 10.0 | 10.0 | 50.0 | 30.0 | - | - |"
     assert "| 16 |" not in text  # below --min-m
     assert "sum of fused added: 50.0 -> 30.0 us" in text
+
+
+def test_quantization_cost_table_compares_against_the_bf16_producer():
+    """The cost of the quantization in a layer with a producer: fused producer + GEMM over bf16 producer + GEMM."""
+    meta = {"gpu": "GPU", "date": "2026-11-24T00:00:00Z", "commit": "abc", "vllm": "vLLM 0", "replays": 5}
+    us = {"ours_gemm": 100.0, "ours_prod_gemm": 120.0, "ours_prod_q_gemm": 114.0,
+          "vllm_prod_gemm": 130.0, "vllm_prod_q_gemm": 143.0}
+    d = gemm.derived(4096, 4096, 11008, us)
+    assert d["ours_quant_cost_pct"] == pytest.approx(-5.0)
+    assert d["vllm_quant_cost_pct"] == pytest.approx(10.0)
+    lines = gemm.markdown(meta, [{"model": "7b", "layer": "down", "m": 4096, "n": 4096, "k": 11008, "us": us,
+                                  "derived": d}]).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("What the quantization costs"))
+    header, sep, row = lines[start + 2:start + 5]
+    assert header.count("|") == sep.count("|") == row.count("|")
+    assert row == "| 7b | down | 4096 | 120.0 | 114.0 | -5.0 | 130.0 | 143.0 | +10.0 |"
+    assert gemm.derived(4096, 4096, 11008, {"ours_gemm": 100.0})["ours_quant_cost_pct"] is None
