@@ -42,10 +42,7 @@ struct GemmPlan {
 
 // The skinny-M kernel (gemm/skinny/, mma.sync, any arch >= sm_80): a few tokens against a large weight. Its
 // configurations are listed by the sm_90 table; `config` here indexes its own list, in this order.
-// The bulk-copy variants (*b*) need sm_90.
-enum SkinnyConfigId : int {
-  kSkinny8, kSkinny8s, kSkinny16, kSkinny16s, kSkinny8b, kSkinny8bk, kSkinny16b, kSkinny32b, kNumSkinnyConfigs
-};
+enum SkinnyConfigId : int { kSkinny8, kSkinny8s, kSkinny16, kSkinny16s, kNumSkinnyConfigs };
 int skinny_num_configs();
 const char* skinny_config_name(int config);
 const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);

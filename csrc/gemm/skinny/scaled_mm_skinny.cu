@@ -1,8 +1,5 @@
 // Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for every arch (mma.sync is sm_80+);
 // the sm_90 dispatch table lists these next to the CUTLASS configurations.
-#include <algorithm>
-
-#include "gemm/skinny/skinny_bulk.cuh"
 #include "gemm/skinny/skinny_mma.cuh"
 
 namespace vllm_sq {
@@ -35,16 +32,6 @@ using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 // 25.8 us) but not the cluster tile (22.4) or Skinny16 there; not kept.
 using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
 using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
-// Bulk-copy variants (skinny_bulk.cuh, sm_90 only): persistent, 32 weight rows per work item, 8 consumer warps,
-// one producer warp. Ring: stages x (32 + tokens) rows x (StageK + 64) bytes.
-// 8 tokens, 512-byte stages x 8 (184 KB): all of a 7B o_proj CTA's 4,096-byte rows in flight at once.
-using Skinny8b = BulkConfig<8, 2, 8, 512, 8>;
-// 8 tokens, 1,024-byte stages x 4 (174 KB): half as many copies per byte.
-using Skinny8bk = BulkConfig<8, 2, 8, 1024, 4>;
-// 16 tokens, 512-byte stages x 6 (166 KB).
-using Skinny16b = BulkConfig<16, 2, 8, 512, 6>;
-// 32 tokens, 512-byte stages x 4 (147 KB): the tokens cross L2 once per 32 weight rows, as many bytes as the weight.
-using Skinny32b = BulkConfig<32, 2, 8, 512, 4>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -71,27 +58,6 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmat
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
 }
 
-template <class Cfg>
-const char* check_bulk(const ScaledMmParams& p) {
-  if (p.sm_count <= 0) return "skinny bulk GEMM: the device's SM count is required (persistent grid)";
-  return "";
-}
-
-template <class Cfg>
-const char* launch_bulk(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
-  if (const char* err = check_bulk<Cfg>(p); *err) return err;
-  const int64_t items =
-      (int64_t(p.n) + Cfg::kRows - 1) / Cfg::kRows * ((int64_t(p.m) + Cfg::kTokens - 1) / Cfg::kTokens);
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(items, p.sm_count)));
-  const dim3 block((Cfg::kWarps + 1) * 32);
-  const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_bulk_scaled_mm<Cfg, __nv_bfloat16>
-                                                          : skinny_bulk_scaled_mm<Cfg, __half>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kRingBytes);
-  if (err != cudaSuccess) return cudaGetErrorString(err);
-  err = pdl::launch(kernel, grid, block, Cfg::kRingBytes, stream, programmatic, p);
-  return err == cudaSuccess ? "" : cudaGetErrorString(err);
-}
-
 struct Entry {
   const char* name;
   const char* (*check)(const ScaledMmParams&);
@@ -102,10 +68,6 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
     {"Skinny16", check<Skinny16>, launch<Skinny16>},
     {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
-    {"Skinny8b", check_bulk<Skinny8b>, launch_bulk<Skinny8b>},
-    {"Skinny8bk", check_bulk<Skinny8bk>, launch_bulk<Skinny8bk>},
-    {"Skinny16b", check_bulk<Skinny16b>, launch_bulk<Skinny16b>},
-    {"Skinny32b", check_bulk<Skinny32b>, launch_bulk<Skinny32b>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");
