@@ -23,38 +23,20 @@ namespace vllm_sq::pdl {
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel before it
 // on the stream when `programmatic`.
-// cluster_x > 1: in clusters of cluster_x CTAs along x (sm_90+; grid.x a multiple of it).
 template <class... Params, class... Args>
-cudaError_t launch_in_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                               bool programmatic, unsigned cluster_x, Args... args) {
-  cudaLaunchAttribute attrs[2];
-  int n = 0;
-  if (programmatic) {
-    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[n].val.programmaticStreamSerializationAllowed = 1;
-    ++n;
-  }
-  if (cluster_x > 1) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster_x;
-    attrs[n].val.clusterDim.y = 1;
-    attrs[n].val.clusterDim.z = 1;
-    ++n;
-  }
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   bool programmatic, Args... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  config.attrs = n > 0 ? attrs : nullptr;
-  config.numAttrs = n;
+  config.attrs = programmatic ? &attr : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, args...);
-}
-
-template <class... Params, class... Args>
-cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   bool programmatic, Args... args) {
-  return launch_in_clusters(kernel, grid, block, smem, stream, programmatic, 1u, args...);
 }
 
 __device__ __forceinline__ void launch_dependents() {

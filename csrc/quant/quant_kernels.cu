@@ -30,7 +30,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <initializer_list>
@@ -158,44 +157,6 @@ __device__ float block_reduce(float v, float* smem) {
   v = lane < nwarps ? smem[lane] : identity<R>();
   for (int o = 16; o > 0; o >>= 1) v = combine<R>(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
-}
-
-// ------------------------------------------------------------------------------- rows split over a cluster
-// At decode sizes a row per CTA leaves most SMs idle (64 rows on 132 SMs). A row may instead be split over a
-// cluster of SPLIT CTAs (sm_90), each holding a contiguous slice: the slices' abs-maxima are exchanged through
-// distributed shared memory, so every CTA derives the same scale and quantizes its own slice. The exchange's
-// arrive leaves the cluster barrier half-open: cluster_done (at the end of the kernel) waits on it, so that no
-// CTA exits while another may still read its shared memory.
-
-template <int SPLIT>
-__device__ __forceinline__ float cluster_max(float block_max) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (SPLIT > 1) {
-    __shared__ float slice_max;
-    if (threadIdx.x == 0) slice_max = block_max;
-    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
-    const uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(&slice_max));
-    float r = block_max;
-#pragma unroll
-    for (int c = 0; c < SPLIT; ++c) {
-      uint32_t remote;
-      float other;
-      asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(c));
-      asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(other) : "r"(remote) : "memory");
-      r = fmaxf(r, other);
-    }
-    asm volatile("barrier.cluster.arrive.release;" ::: "memory");
-    return r;
-  }
-#endif
-  return block_max;
-}
-
-template <int SPLIT>
-__device__ __forceinline__ void cluster_done() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (SPLIT > 1) asm volatile("barrier.cluster.wait.acquire;" ::: "memory");
-#endif
 }
 
 // Quantizes one row whose values `value(i, v)` yields VEC at a time (vector index i < nvec).
@@ -326,14 +287,11 @@ __device__ __forceinline__ void load_row(const T* __restrict__ row, int nvec, Re
   }
 }
 
-// quantize_row for a row held in registers: the same math, no re-read. SPLIT > 1: this CTA holds one slice of
-// the row (nvec vectors at q_row) and the abs-max is the cluster's (cluster_max; symmetric only); scale_out may
-// be nullptr (the slices but one).
-template <class T, int VEC, int NV, bool ASYM, int SPLIT = 1>
+// quantize_row for a row held in registers: the same math, no re-read.
+template <class T, int VEC, int NV, bool ASYM>
 __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int nvec, int8_t* __restrict__ q_row,
                                               const float* static_scale, float* scale_out, int32_t* azp_out,
                                               float* smem) {
-  static_assert(SPLIT == 1 || !ASYM, "a split row is quantized symmetrically");
   float s;
   float z = 0.f;
   bool finite = true;  // a dynamic scale is infinite, and takes the division, when any |v| is
@@ -366,7 +324,7 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
         }
       }
     }
-    hi = cluster_max<SPLIT>(block_reduce<Reduce::kMax>(hi, smem));
+    hi = block_reduce<Reduce::kMax>(hi, smem);
     if constexpr (ASYM) {
       lo = block_reduce<Reduce::kMin>(lo, smem);
       s = (hi - lo) / 255.f;
@@ -376,7 +334,7 @@ __device__ __forceinline__ void quantize_regs(const RegVec<T, VEC> (&v)[NV], int
       s = hi / 127.f;
       if (s == 0.f) s = 1.f;
     }
-    if (threadIdx.x == 0 && scale_out != nullptr) {
+    if (threadIdx.x == 0) {
       *scale_out = s;
       if constexpr (ASYM) *azp_out = static_cast<int32_t>(z);
     }
@@ -656,24 +614,18 @@ __device__ __forceinline__ void silu_mul(float (&v)[VEC], const float (&u)[VEC])
 // and an SM held three 192-thread CTAs (7B down_proj, M = 16384: DRAM 67% busy, issue slots 65%; ncu, run 13).
 // Capped at 80 (four CTAs; 24 bytes of spill) it took 362 us there instead of 395, and 459 instead of 564 on 13B;
 // at 72 (spilling 72 bytes) 384 and 502 (gemm.py, runs 13a-13c).
-// SPLIT > 1 (NV > 0 only): a row over a cluster of SPLIT CTAs, CTA blockIdx.x % SPLIT holding slice
-// blockIdx.x % SPLIT of ceil(nvec / SPLIT) vectors (cluster_max).
-template <class T, int VEC, int NV, int MAX_THREADS, int SPLIT = 1>
+template <class T, int VEC, int NV, int MAX_THREADS>
 __global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(MAX_THREADS == 256 ? kManyRowsRegs : 64)
     silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d, const float* static_scale,
                               float* scales) {
-  static_assert(SPLIT == 1 || NV > 0, "a split row is held in registers");
   __shared__ float smem[32];
   pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
   pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
-  const int64_t row = blockIdx.x / SPLIT;
-  const int slice = blockIdx.x % SPLIT;
-  const int per_slice = (d / VEC + SPLIT - 1) / SPLIT;
-  const int first = slice * per_slice;  // this CTA's first vector of the row
-  const T* gate = x + row * 2 * d + first * VEC;
+  const int64_t row = blockIdx.x;
+  const T* gate = x + row * 2 * d;
   const T* up = gate + d;
   if constexpr (NV > 0) {
-    const int nvec = max(0, min(per_slice, d / VEC - first));
+    const int nvec = d / VEC;
     RegVec<T, VEC> g[NV], u[NV];  // g then holds v
     load_row<T, VEC, NV>(gate, nvec, g);
     load_row<T, VEC, NV>(up, nvec, u);
@@ -687,9 +639,7 @@ __global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(MAX_THREADS == 25
         g[n].set(v);
       }
     }
-    quantize_regs<T, VEC, NV, false, SPLIT>(g, nvec, q + row * d + first * VEC, static_scale,
-                                            slice == 0 ? scales + row : nullptr, nullptr, smem);
-    if (static_scale == nullptr) cluster_done<SPLIT>();
+    quantize_regs<T, VEC, NV, false>(g, nvec, q + row * d, static_scale, scales + row, nullptr, smem);
   } else {
     auto value = [&](int i, float(&v)[VEC]) {
       float u[VEC];
@@ -700,7 +650,7 @@ __global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(MAX_THREADS == 25
     };
     quantize_row<VEC, false>(value, d / VEC, q + row * d, static_scale, scales + row, nullptr, smem);
   }
-  if (static_scale != nullptr && blockIdx.x == 0 && threadIdx.x == 0) *scales = *static_scale;
+  if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
 // ------------------------------------------------------------------------------------------------ host side
@@ -715,37 +665,31 @@ constexpr int kMaxThreads = 1024;
 constexpr int kManyRowsThreads = 256;
 constexpr int kMaxNV = 8;
 
-// `many`: the many-rows configuration (rows >= kManyRows, unless the caller decides otherwise).
-int max_threads(bool many) { return many ? kManyRowsThreads : kMaxThreads; }
+int max_threads(int64_t rows) { return rows >= kManyRows ? kManyRowsThreads : kMaxThreads; }
 
-// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each, up to max_threads(many).
-int threads_for(bool many, int nvec) {
-  const int cap = max_threads(many);
+// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each, up to max_threads(rows).
+int threads_for(int64_t rows, int nvec) {
+  const int cap = max_threads(rows);
   int t = ((nvec + 31) / 32) * 32;
   return t < 32 ? 32 : (t > cap ? cap : t);
 }
 
-// Smallest NV in {1, 2, 4, 8} with nvec <= NV * max_threads(many); failing that (long rows), with 1024 threads;
+// Smallest NV in {1, 2, 4, 8} with nvec <= NV * max_threads(rows); failing that (long rows), with 1024 threads;
 // else 0 (multi-pass).
-int pick_nv(bool many, int64_t nvec) {
-  for (const int cap : {max_threads(many), kMaxThreads}) {
+int pick_nv(int64_t rows, int64_t nvec) {
+  for (const int cap : {max_threads(rows), kMaxThreads}) {
     for (int nv = 1; nv <= kMaxNV; nv *= 2)
       if (nvec <= static_cast<int64_t>(nv) * cap) return nv;
   }
   return 0;
 }
 
-// Threads of the CTA that holds a row of nvec vectors, NV per thread.
-int threads_for_nv(int64_t nvec, int nv) { return static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32); }
-
 // Calls launch(std::integral_constant<int, NV>{}, threads) with the NV for this row length and its block size:
-// for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads. `many` picks the many-rows
-// configuration (default: rows >= kManyRows).
+// for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads.
 template <class Launch>
-void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch, int many = -1) {
-  const bool many_rows = many < 0 ? rows >= kManyRows : many != 0;
-  const int nv = pick_nv(many_rows, nvec);
-  const int threads = nv > 0 ? threads_for_nv(nvec, nv) : threads_for(many_rows, nvec);
+void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
+  const int nv = pick_nv(rows, nvec);
+  const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(rows, nvec);
   switch (nv) {
     case 1: launch(std::integral_constant<int, 1>{}, threads); break;
     case 2: launch(std::integral_constant<int, 2>{}, threads); break;
@@ -759,43 +703,14 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 // One CTA per row. On sm_90+ as a programmatic dependent of the kernel before it (pdl.cuh): its CTAs are placed
 // while that kernel drains and start with pdl::wait_for_producer, instead of being launched after it completes.
-// split > 1: `split` CTAs per row, in clusters of `split` (sm_90+).
 template <class... Params, class... Args>
-void launch_quant_split(void (*kernel)(Params...), int64_t rows, int split, int threads, cudaStream_t stream,
-                        Args... args) {
-  TORCH_CHECK(rows * split <= INT32_MAX, "quantization: too many rows (", std::to_string(rows), ")");
+void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
+  TORCH_CHECK(rows <= INT32_MAX, "quantization: too many rows (", std::to_string(rows), ")");
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));  // the caller's CUDAGuard selected the tensors' device
   const bool programmatic = device_info(device).arch >= 90;
-  C10_CUDA_CHECK(pdl::launch_in_clusters(kernel, dim3(static_cast<unsigned>(rows * split)), dim3(threads), 0,
-                                         stream, programmatic, static_cast<unsigned>(split), args...));
-}
-
-template <class... Params, class... Args>
-void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
-  launch_quant_split(kernel, rows, 1, threads, stream, args...);
-}
-
-// How many CTAs of a cluster share each row of nvec vectors (silu_and_mul_quant): the most of {4, 2} whose CTAs
-// still fit one per SM, with slices of at least 128 vectors (1,024 values); 1 below sm_90.
-int pick_split(int64_t rows, int64_t nvec, const DeviceInfo& info) {
-  if (info.arch < 90) return 1;
-  for (const int split : {4, 2}) {
-    if (rows * split <= info.sm_count && nvec / split >= 128) return split;
-  }
-  return 1;
-}
-
-// Whether the many-rows configuration (at most 256 threads per CTA) serves `rows` rows of nvec vectors: from
-// kManyRows on, and also below it once the few-rows CTAs (up to 1,024 threads, 64 registers each, so at most
-// 1,024 / threads per SM) no longer all fit on the GPU at once. 7B down_proj: 688-thread CTAs, one per SM, so 256
-// rows took two rounds of 132 (benchmarks/gemm.py, run 16a: 2.4 us of 36 behind vLLM's bf16 SiLU-and-mul).
-bool many_rows(int64_t rows, int64_t nvec, const DeviceInfo& info) {
-  if (rows >= kManyRows) return true;
-  const int nv = pick_nv(false, nvec);
-  if (nv == 0) return false;
-  const int64_t per_sm = std::max(1, kMaxThreads / threads_for_nv(nvec, nv));
-  return rows > per_sm * info.sm_count;
+  C10_CUDA_CHECK(pdl::launch(kernel, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, stream, programmatic,
+                             args...));
 }
 
 // Records what the kernel just launched on `stream` writes: a programmatic dependent must not read it early
@@ -1020,35 +935,14 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   if (m == 0 || d == 0) return {q, scales.fill_(1.f)};
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  int device = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&device));
-  const DeviceInfo& info = device_info(device);
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    const int64_t nvec = d / VEC;
-    const int split = VEC == 8 ? pick_split(m, nvec, info) : 1;
-    auto launch_split = [&](auto split_c) {
-      constexpr int SPLIT = decltype(split_c)::value;
-      dispatch_nv(m, (nvec + SPLIT - 1) / SPLIT, [&](auto nv, int threads) {
-        constexpr int NV = decltype(nv)::value;
-        if constexpr (SPLIT == 1) {
-          const auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
-                                                          : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
-          launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d,
-                       s, scales.data_ptr<float>());
-        } else if constexpr (NV > 0) {  // decode sizes only (pick_split): the few-rows instance
-          launch_quant_split(silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads, SPLIT>, m, SPLIT, threads, stream,
-                             static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
-                             scales.data_ptr<float>());
-        } else {
-          TORCH_CHECK(false, "silu_and_mul_quant: a split row must fit in registers (internal error)");
-        }
-      }, many_rows(m, nvec, info) ? 1 : 0);
-    };
-    switch (split) {
-      case 4: launch_split(std::integral_constant<int, 4>{}); break;
-      case 2: launch_split(std::integral_constant<int, 2>{}); break;
-      default: launch_split(std::integral_constant<int, 1>{}); break;
-    }
+    dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
+      constexpr int NV = decltype(nv)::value;
+      const auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
+                                                      : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
+      launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
+                   scales.data_ptr<float>());
+    });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   note_writes(stream, {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}});

@@ -187,38 +187,6 @@ def test_layer_norm_quant_matches_unfused_composition(m, k, dtype, static):
     _check_layer_norm_quant(m, k, dtype, static)
 
 
-# silu_and_mul_quant splits a row over a cluster of 2 or 4 CTAs on sm_90 when M * split <= the SM count (132 on an
-# H100) and each slice keeps >= 128 vectors: M = 33 / 34 and 66 / 67 straddle the split-4 / split-2 / no-split
-# boundaries, K = 2056 gives slices of 129 and 128 vectors, K = 1016 (127 vectors) is never split.
-@pytest.mark.parametrize("m,k", [(1, 4096), (33, 4096), (34, 4096), (66, 11008), (67, 11008), (1, 2056),
-                                 (64, 2056), (5, 1016), (16, 14336)])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("static", [False, True])
-def test_silu_and_mul_quant_split_rows(m, k, dtype, static):
-    _check_silu_and_mul_quant(m, k, dtype, static)
-
-
-@pytest.mark.parametrize("col", [0, 1500, 4095])
-def test_silu_and_mul_quant_split_rows_share_the_row_max(col):
-    """The row's abs-max sits in one slice only: every slice must quantize with it (exact codes and scale)."""
-    from vllm_sq.ops import silu_and_mul_quant
-
-    m, k = 3, 4096
-    x = _x(m, 2 * k, torch.bfloat16, 17 + col) * 0.1
-    x[1, col] = 8.0  # gate: silu(8) ~ 8
-    x[1, k + col] = 100.0  # up
-    act = F.silu(x[:, :k].float()).to(torch.bfloat16) * x[:, k:]
-    poison_allocator()
-    q, s = silu_and_mul_quant(x)
-    ref_q, ref_s = ref_quant_sym(act)
-    torch.testing.assert_close(s, ref_s, rtol=1e-6, atol=0)
-    _assert_int8_close(q, ref_q, max_frac=0.01)
-    assert int(q[1, col]) == 127
-    # a slice quantized with its own (small) max would spread its codes up to 127
-    others = torch.cat([q[1, :col], q[1, col + 1:]]).int().abs()
-    assert int(others.max()) <= 2, f"codes away from the spike reach {int(others.max())}"
-
-
 # Row lengths K (of the quantized output; silu_and_mul reads 2K) that hit every register bucket of the kernels:
 # a row of nvec = K / VEC vectors is held in registers with the smallest NV in {1, 2, 4, 8} such that
 # nvec <= NV * 1024; longer rows take the multi-pass path. VEC = 8 when K % 8 == 0 (and 16-byte aligned), else 1.

@@ -116,56 +116,6 @@ __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bf
 template <>
 __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 
-// One 64-byte K step of a warp: thread (g, t) holds 16 bytes of weight rows 16rb + g and 16rb + 8 + g and of
-// tokens 8j + g, all at the same K offset (see the math note above).
-template <int RB, int TB>
-__device__ __forceinline__ void mma_tile(int (&acc)[RB][TB][4], const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-    for (int j = 0; j < TB; ++j) {
-      mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);  // k 16t+0..7
-      mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);  // k 16t+8..15
-    }
-  }
-}
-
-// Sums the W warps' partial accumulators of one tile (rows n0.., tokens m0..) and stores the dequantized
-// outputs. `tid` counts the W * 32 threads taking part; `sync` is a barrier over exactly them.
-template <int RB, int TB, int W, class Out, class Sync>
-__device__ __forceinline__ void store_sums(const int (&acc)[RB][TB][4], int (&partial)[W][RB * TB * 4][32],
-                                           const ScaledMmParams& p, int64_t n0, int64_t m0, int tid, Sync sync) {
-  constexpr int kFrags = RB * TB * 4;  // one output per (row block, token block, accumulator register, lane)
-  const int lane = tid & 31, warp = tid >> 5;
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-    for (int j = 0; j < TB; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
-    }
-  }
-  sync();
-  Out* out = static_cast<Out*>(p.out);
-  const Out* bias = static_cast<const Out*>(p.bias);
-  for (int i = tid; i < kFrags * 32; i += W * 32) {
-    const int frag = i / 32, l = i % 32;
-    int sum = 0;
-#pragma unroll
-    for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
-    // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
-    const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
-    const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
-    const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
-    if (n < p.n && m < p.m) {
-      const float sa = p.a_scales[p.a_per_token ? m : 0];
-      const float sb = p.b_scales[p.b_per_channel ? n : 0];
-      const float b = bias ? to_float(bias[n]) : 0.0f;
-      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
-    }
-  }
-}
-
 // Grid: x = weight row blocks of kRows, y = token blocks of kTokens. Block: kWarps warps.
 template <class Cfg, class Out>
 __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
@@ -196,7 +146,16 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   }
 
   int acc[RB][TB][4] = {};
-  auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) { mma_tile<RB, TB>(acc, wv, xv); };
+  auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+      for (int j = 0; j < TB; ++j) {
+        mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);  // k 16t+0..7
+        mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);  // k 16t+8..15
+      }
+    }
+  };
   // Warp w takes the 64-byte K steps w, w + W, w + 2W, ...: the CTA's warps read adjacent pieces of its rows.
   if constexpr (Cfg::kStages > 0) {
     // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier).
@@ -303,8 +262,36 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   }
   }  // register path
 
-  __shared__ int partial[W][RB * TB * 4][32];
-  store_sums<RB, TB, W, Out>(acc, partial, p, n0, m0, threadIdx.x, [] { __syncthreads(); });
+  // Sum the warps' partials: one output per (row block, token block, accumulator register, lane).
+  constexpr int kFrags = RB * TB * 4;
+  __shared__ int partial[W][kFrags][32];
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int j = 0; j < TB; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+    }
+  }
+  __syncthreads();
+  Out* out = static_cast<Out*>(p.out);
+  const Out* bias = static_cast<const Out*>(p.bias);
+  for (int i = threadIdx.x; i < kFrags * 32; i += W * 32) {
+    const int frag = i / 32, l = i % 32;
+    int sum = 0;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
+    // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
+    const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
+    const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
+    const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
+    if (n < p.n && m < p.m) {
+      const float sa = p.a_scales[p.a_per_token ? m : 0];
+      const float sb = p.b_scales[p.b_per_channel ? n : 0];
+      const float b = bias ? to_float(bias[n]) : 0.0f;
+      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
+    }
+  }
 }
 
 }  // namespace vllm_sq::skinny
