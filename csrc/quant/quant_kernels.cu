@@ -667,29 +667,30 @@ constexpr int kMaxNV = 8;
 
 int max_threads(int64_t rows) { return rows >= kManyRows ? kManyRowsThreads : kMaxThreads; }
 
-// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each, up to max_threads(rows).
-int threads_for(int64_t rows, int nvec) {
-  const int cap = max_threads(rows);
+// Multi-pass path (NV == 0): enough threads for one VEC-wide vector each, up to `cap`.
+int threads_for(int cap, int nvec) {
   int t = ((nvec + 31) / 32) * 32;
   return t < 32 ? 32 : (t > cap ? cap : t);
 }
 
-// Smallest NV in {1, 2, 4, 8} with nvec <= NV * max_threads(rows); failing that (long rows), with 1024 threads;
-// else 0 (multi-pass).
-int pick_nv(int64_t rows, int64_t nvec) {
-  for (const int cap : {max_threads(rows), kMaxThreads}) {
+// Smallest NV in {1, 2, 4, 8} with nvec <= NV * cap; failing that (long rows), with 1024 threads; else 0
+// (multi-pass).
+int pick_nv(int cap, int64_t nvec) {
+  for (const int c : {cap, kMaxThreads}) {
     for (int nv = 1; nv <= kMaxNV; nv *= 2)
-      if (nvec <= static_cast<int64_t>(nv) * cap) return nv;
+      if (nvec <= static_cast<int64_t>(nv) * c) return nv;
   }
   return 0;
 }
 
 // Calls launch(std::integral_constant<int, NV>{}, threads) with the NV for this row length and its block size:
-// for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads.
+// for NV > 0 the fewest threads (a multiple of 32) with nvec <= NV * threads. `cap` bounds the threads per CTA
+// (default max_threads(rows)).
 template <class Launch>
-void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch) {
-  const int nv = pick_nv(rows, nvec);
-  const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(rows, nvec);
+void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch, int cap = 0) {
+  if (cap <= 0) cap = max_threads(rows);
+  const int nv = pick_nv(cap, nvec);
+  const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : threads_for(cap, nvec);
   switch (nv) {
     case 1: launch(std::integral_constant<int, 1>{}, threads); break;
     case 2: launch(std::integral_constant<int, 2>{}, threads); break;
@@ -935,6 +936,11 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   if (m == 0 || d == 0) return {q, scales.fill_(1.f)};
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
+  // More rows than SMs, fewer than kManyRows: CTAs of at most 512 threads, so that two fit an SM (the 1,024-thread
+  // instances take up to 64 registers) and a row's CTA does not wait for a whole SM to free up.
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  const int cap = m < kManyRows && m > device_info(device).sm_count ? kMaxThreads / 2 : 0;
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
@@ -942,7 +948,7 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
                                                       : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
       launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
                    scales.data_ptr<float>());
-    });
+    }, cap);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   note_writes(stream, {{q.data_ptr(), q.nbytes()}, {scales.data_ptr(), scales.nbytes()}});
