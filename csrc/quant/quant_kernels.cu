@@ -664,6 +664,7 @@ constexpr int64_t kManyRows = 1024;
 constexpr int kMaxThreads = 1024;
 constexpr int kManyRowsThreads = 256;
 constexpr int kMaxNV = 8;
+constexpr int64_t kSiluManyRows = 4096;  // silu_and_mul_quant's many-rows threshold (see there)
 
 int max_threads(int64_t rows) { return rows >= kManyRows ? kManyRowsThreads : kMaxThreads; }
 
@@ -936,13 +937,15 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   if (m == 0 || d == 0) return {q, scales.fill_(1.f)};
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  // More rows than SMs: CTAs of at most 512 threads, so that two fit an SM (the 1,024-thread instances take up to
-  // 64 registers: 7B down_proj's 688-thread CTAs ran one per SM), instead of the 256-thread many-rows CTAs
-  // (NV = 8, 80 registers with spills). Run 16c (producer_quant, M = 1,023 against 1,024): 26.6 against 30.4 us
-  // on 7B, 30.7 against 36.3 on 13B.
+  // From more rows than SMs up to kSiluManyRows: CTAs of at most 512 threads, so that two fit an SM (the
+  // 1,024-thread instances take up to 64 registers: 7B down_proj's 688-thread CTAs ran one per SM), instead of the
+  // 256-thread many-rows CTAs (NV = 8, 80 registers with spills), which stay the choice from kSiluManyRows on.
+  // benchmarks/producer_quant.py, 7B / 13B, 512-thread cap against many-rows CTAs (runs 16c, 16d against 14j):
+  // M = 1,024 26.6 / 30.6 against 30.4 / 36.3 us; M = 4,096 88.1 / 103.1 against 86.6 / 106.1; M = 16,384
+  // 331.6 / 392.4 against 305.6 / 381.6.
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));
-  const int cap = m > device_info(device).sm_count ? kMaxThreads / 2 : 0;
+  const int cap = m > device_info(device).sm_count && m < kSiluManyRows ? kMaxThreads / 2 : 0;
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
