@@ -4,11 +4,12 @@
 // Two uses. The quantization kernels (quant/quant_kernels.cu) are launched this way behind whatever comes before
 // them: their CTAs are resident when it finishes. Their first instructions are `wait_for_producer`, then
 // `launch_dependents`: the kernel after them may now be scheduled, while they quantize. That kernel is the skinny
-// decode GEMM (gemm/skinny/), launched the same way: it requests its first weight pieces, waits, and only then
-// reads the activation and its scales and stores. The order wait-then-trigger in the quantization kernel matters:
-// when the GEMM starts, every kernel before the quantization has completed, so the only writes its early weight
-// reads can race with are the quantization kernel's own. The GEMM is launched that way only when its weight is
-// none of those (pdl_registry.h: a weight quantized on the fly is read after the wait, by an ordinary launch).
+// decode GEMM (gemm/skinny/), launched the same way: it requests its first weight pieces and loads the weight's
+// scales and bias, waits, and only then reads the activation and its scales and stores. The order wait-then-trigger
+// in the quantization kernel matters: when the GEMM starts, every kernel before the quantization has completed, so
+// the only writes its early weight reads can race with are the quantization kernel's own. The GEMM is launched that
+// way only when its weight, scales and bias are none of those (pdl_registry.h: a weight quantized on the fly is
+// read after the wait, by an ordinary launch).
 // Launched without the attribute (or after a kernel that never triggers), a kernel simply starts after its
 // predecessor, as any kernel does, and the wait returns at once. Below sm_90 both instructions are no-ops.
 //

@@ -1,8 +1,8 @@
 // Host side of programmatic dependent launch (pdl.cuh): which bytes the last quantization kernel on each stream
 // writes. A kernel launched as its dependent may start before those writes land and may read, before its
-// griddepcontrol.wait, only memory outside them. The skinny GEMM reads its weight that early, so it is launched
-// as a dependent only when the weight lies outside the spans recorded for its stream (a weight just quantized
-// by per_token_quant, say, is read after the wait instead).
+// griddepcontrol.wait, only memory outside them. The skinny GEMM reads its weight, the weight's scales and the
+// bias that early, so it is launched as a dependent only when all three lie outside the spans recorded for its
+// stream (a weight just quantized by per_token_quant, say, is read after the wait instead).
 //
 // Only the kernel immediately before a dependent matters: a quantization kernel triggers its dependents only
 // after its own wait, when every kernel before it has completed (pdl.cuh). A record goes stale when another

@@ -101,6 +101,31 @@ def test_weight_quantized_just_before_the_gemm_is_not_read_early():
     _assert_each_close(outs, refs, "weight")
 
 
+def test_weight_scales_written_just_before_the_gemm_are_not_read_early():
+    """The skinny GEMM also reads the weight's scales (and bias) before its programmatic wait (the Epilogue in
+    csrc/gemm/skinny/skinny_mma.cuh). Scales written by the quantization kernel right before it, for a weight that
+    itself is not, must still make it an ordinary launch (csrc/gemm/scaled_mm_entry.cpp), and each new scale be seen."""
+    from vllm_sq.ops import int8_scaled_mm, per_token_quant
+
+    gen = torch.Generator("cuda").manual_seed(6)
+    m, n, k = 4, 4096, 4096
+    xq = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda", generator=gen)
+    sx = torch.rand(m, 1, device="cuda", generator=gen) * 0.01 + 1e-3
+    wq = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda", generator=gen)
+    sources = [torch.randn(n, 64, device="cuda", generator=gen).bfloat16() * (i + 1) for i in range(4)]
+    refs = []
+    for src in sources:
+        _, sw, _ = per_token_quant(src)
+        refs.append(ref_scaled_mm(xq, wq, sx, sw, None))
+    poison_allocator()
+    outs = []
+    for src in sources:  # back to back: each scale vector in the block the previous one just freed
+        _, sw, _ = per_token_quant(src)
+        outs.append(int8_scaled_mm(xq, wq.t(), sx, sw.reshape(1, -1), None, torch.bfloat16))
+        del sw
+    _assert_each_close(outs, refs, "weight scale")
+
+
 @pytest.mark.parametrize("m", [1, 16, 1024])
 @pytest.mark.parametrize("producer", ["per_token_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
                                       "silu_and_mul_quant"])

@@ -32,6 +32,12 @@ using Skinny8s = SkinnyConfig<8, 2, 8, 1, 6>;
 // 25.8 us) but not the cluster tile (22.4) or Skinny16 there; not kept.
 using Skinny16 = SkinnyConfig<16, 2, 8, 4>;
 using Skinny16s = SkinnyConfig<16, 2, 8, 1, 6>;
+// The shared-ring variants (one ring per CTA, 512-byte row runs per copy: skinny_mma.cuh). 5 stages: 115 KB (8
+// tokens) or 138 KB (16) of ring, one CTA per SM, for one wave of CTAs; 3 stages: 69 KB, two CTAs per SM.
+using Skinny8c = SkinnyConfig<8, 2, 8, 1, 5, true>;
+using Skinny8c3 = SkinnyConfig<8, 2, 8, 1, 3, true>;
+using Skinny16c = SkinnyConfig<16, 2, 8, 1, 5, true>;
+using Skinny16c3 = SkinnyConfig<16, 2, 8, 1, 3, true>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -45,8 +51,15 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmat
   if (const char* err = check<Cfg>(p); *err) return err;
   const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
   const dim3 block(Cfg::kWarps * 32);
-  const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
-                                                          : skinny_scaled_mm<Cfg, __half>;
+  const auto kernel = [&] {
+    if constexpr (Cfg::kSharedRing) {
+      return p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm_shared<Cfg, __nv_bfloat16>
+                                                : skinny_scaled_mm_shared<Cfg, __half>;
+    } else {
+      return p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
+                                                : skinny_scaled_mm<Cfg, __half>;
+    }
+  }();
   if constexpr (Cfg::kRingBytes > 48 * 1024) {  // above the default limit of dynamic shared memory
     const cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kRingBytes);
@@ -68,6 +81,10 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8s", check<Skinny8s>, launch<Skinny8s>},
     {"Skinny16", check<Skinny16>, launch<Skinny16>},
     {"Skinny16s", check<Skinny16s>, launch<Skinny16s>},
+    {"Skinny8c", check<Skinny8c>, launch<Skinny8c>},
+    {"Skinny8c3", check<Skinny8c3>, launch<Skinny8c3>},
+    {"Skinny16c", check<Skinny16c>, launch<Skinny16c>},
+    {"Skinny16c3", check<Skinny16c3>, launch<Skinny16c3>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

@@ -35,13 +35,32 @@ namespace vllm_sq::skinny {
 // interleaves them to save registers: about five 16-byte loads per thread are in flight).
 // Stages > 0: each thread stages its pieces through shared memory with cp.async, Stages - 1 K steps ahead; an
 // in-flight copy holds no register, so every warp keeps that many steps of its rows in flight.
-template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0>
+// SharedRing (with Stages > 0): the CTA's warps fill one ring together, a stage being a chunk of 64 x Warps K bytes
+// of all rows and tokens; each copy instruction of a warp takes 512 contiguous bytes of one row, where the private
+// ring's take 64 bytes of each of eight rows (benchmarks/read_bw.cu: 4-7% more bandwidth on decode weights).
+template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0, bool SharedRing = false>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1 && Stages >= 0);
+  static_assert(!SharedRing || (Stages >= 2 && Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0),
+                "the shared ring: one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
   static constexpr int kStages = Stages;
+  static constexpr bool kSharedRing = SharedRing;
   static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // 16-byte pieces per thread per K step
-  // dynamic shared memory of the staged variant: [warp][stage][piece][lane] x 16 bytes
-  static constexpr int kRingBytes = Warps * Stages * kPieces * 32 * 16;
+  // Shared ring: K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
+  // read by one quarter-warp's 16-byte loads fall on disjoint banks.
+  static constexpr int kChunk = 64 * Warps;
+  static constexpr int kPitch = kChunk + 64;
+  static constexpr int kStageBytes = (16 * RowBlocks + Tokens) * kPitch;
+  // dynamic shared memory of the staged variants: private rings [warp][stage][piece][lane] x 16 bytes; the shared
+  // ring's stages, then a full and an empty mbarrier per stage
+  static constexpr int kRingBytes = !Stages ? 0 : SharedRing ? Stages * (kStageBytes + 16)
+                                                             : Warps * Stages * kPieces * 32 * 16;
+  // The register variants must keep two CTAs per SM (<= 128 registers a thread), their loads in flight being
+  // the registers; the staged ones hold one or two CTAs per SM by their ring.
+  static constexpr int kMinBlocks = Stages == 0 ? 2 : 1;
+  // The epilogue's operands loaded before the main loop (Epilogue), except where their registers would spill:
+  // the 16-token register variant uses all 128.
+  static constexpr bool kEarlyOperands = Stages > 0 || Tokens == 8;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
@@ -95,6 +114,33 @@ __device__ __forceinline__ void copy_wait_at_most(int pending) {
   }
 }
 
+// The shared ring's barriers: `full` completes when every thread's copies of a stage have landed (each thread
+// arrives through cp.async.mbarrier.arrive, without raising the expected count), `empty` when every warp has read
+// the stage.
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_on_copies(uint64_t* bar) {  // once this thread's copies so far land
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+
 __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
   asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};"
@@ -116,9 +162,86 @@ __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bf
 template <>
 __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 
+// The epilogue's operands for the outputs one thread writes, loaded before the main loop: after it, the weight's
+// scales and bias would be a DRAM miss (and the activation's scales an L2 hit) on the kernel's critical path.
+// Thread i of the CTA writes outputs i, i + 32 W, ...; output o is accumulator register c of lane l of fragment
+// (row block, token block), o = 32 * ((rb * TB + j) * 4 + c) + l, after the warps' partials are summed.
+template <class Cfg, class Out>
+struct Epilogue {
+  static constexpr int TB = Cfg::kTokenBlocks, W = Cfg::kWarps;
+  static constexpr int kFrags = Cfg::kRowBlocks * TB * 4;
+  static constexpr int kPerThread = kFrags / W;
+  static_assert(kFrags % W == 0, "each thread writes whole outputs");
+  float sb[kPerThread], bias[kPerThread], sa[kPerThread];  // zero for outputs past N or M
+
+  // Row and token of this thread's output r (recomputed where needed: fewer live registers in the main loop).
+  __device__ __forceinline__ static int64_t row(int r, int64_t n0) {
+    const int o = threadIdx.x + r * W * 32, frag = o / 32, l = o % 32, c = frag % 4, rb = frag / (4 * TB);
+    return n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
+  }
+  __device__ __forceinline__ static int64_t token(int r, int64_t m0) {
+    const int o = threadIdx.x + r * W * 32, frag = o / 32, l = o % 32, c = frag % 4, j = (frag / 4) % TB;
+    return m0 + 8 * j + 2 * (l & 3) + (c & 1);
+  }
+  // The weight's side (scales, bias): before the programmatic wait, like the weight itself (pdl_registry.h).
+  __device__ __forceinline__ void load_weight_side(const ScaledMmParams& p, int64_t n0) {
+    if constexpr (Cfg::kEarlyOperands) load_weight_side_now(p, n0);
+  }
+  // The activation's scales: written by the kernel before, so after the wait.
+  __device__ __forceinline__ void load_activation_side(const ScaledMmParams& p, int64_t m0) {
+    if constexpr (Cfg::kEarlyOperands) load_activation_side_now(p, m0);
+  }
+  __device__ __forceinline__ void load_weight_side_now(const ScaledMmParams& p, int64_t n0) {
+    const Out* b = static_cast<const Out*>(p.bias);
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int64_t n = row(r, n0);
+      const bool in = n < p.n;
+      sb[r] = in ? p.b_scales[p.b_per_channel ? n : 0] : 0.0f;
+      bias[r] = in && b != nullptr ? to_float(b[n]) : 0.0f;
+    }
+  }
+  __device__ __forceinline__ void load_activation_side_now(const ScaledMmParams& p, int64_t m0) {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int64_t m = token(r, m0);
+      sa[r] = m < p.m ? p.a_scales[p.a_per_token ? m : 0] : 0.0f;
+    }
+  }
+  // Sums the warps' int32 partials (exact) and writes out = sa * (sb * acc) + bias, rounded once.
+  __device__ __forceinline__ void store(const ScaledMmParams& p, const int (&acc)[Cfg::kRowBlocks][TB][4],
+                                        int64_t n0, int64_t m0) {
+    __shared__ int partial[W][kFrags][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int rb = 0; rb < Cfg::kRowBlocks; ++rb) {
+#pragma unroll
+      for (int j = 0; j < TB; ++j) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+      }
+    }
+    if constexpr (!Cfg::kEarlyOperands) {
+      load_weight_side_now(p, n0);
+      load_activation_side_now(p, m0);
+    }
+    __syncthreads();
+    Out* out = static_cast<Out*>(p.out);
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int o = threadIdx.x + r * W * 32;
+      int sum = 0;
+#pragma unroll
+      for (int w = 0; w < W; ++w) sum += partial[w][o / 32][o % 32];
+      const int64_t n = row(r, n0), m = token(r, m0);
+      if (n < p.n && m < p.m) out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa[r], sb[r] * float(sum), bias[r]));
+    }
+  }
+};
+
 // Grid: x = weight row blocks of kRows, y = token blocks of kTokens. Block: kWarps warps.
 template <class Cfg, class Out>
-__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
+__global__ void __launch_bounds__(Cfg::kWarps * 32, Cfg::kMinBlocks) skinny_scaled_mm(const ScaledMmParams p) {
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, U = Cfg::kUnroll;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -145,6 +268,8 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     xrow[j] = p.a + m * p.k + 16 * t;
   }
 
+  Epilogue<Cfg, Out> epi;
+  epi.load_weight_side(p, n0);
   int acc[RB][TB][4] = {};
   auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
 #pragma unroll
@@ -160,8 +285,8 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   if constexpr (Cfg::kStages > 0) {
     // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier).
     constexpr int S = Cfg::kStages, P = Cfg::kPieces;
-    extern __shared__ int4 ring[];
-    int4* mine = ring + size_t(warp) * S * P * 32 + lane;
+    extern __shared__ int4 ring_storage[];
+    int4* mine = ring_storage + size_t(warp) * S * P * 32 + lane;
     // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
     auto issue = [&](int i, bool weight, bool tokens) {
       const int s = warp + i * W;
@@ -190,6 +315,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
 #pragma unroll
     for (int i = 0; i < S - 1; ++i) issue(i, true, false);
     pdl::wait_for_producer();
+    epi.load_activation_side(p, m0);
 #pragma unroll
     for (int i = 0; i < S - 1; ++i) issue(i, false, true);
     copy_commit();
@@ -234,6 +360,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   int4 wv[U][RB][2];
   if (full_batch(s)) load_weights(s, wv);
   pdl::wait_for_producer();
+  epi.load_activation_side(p, m0);
   for (; full_batch(s); s += U * W) {
     int4 xv[U][TB];
 #pragma unroll
@@ -262,36 +389,115 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   }
   }  // register path
 
-  // Sum the warps' partials: one output per (row block, token block, accumulator register, lane).
-  constexpr int kFrags = RB * TB * 4;
-  __shared__ int partial[W][kFrags][32];
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-    for (int j = 0; j < TB; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+  epi.store(p, acc, n0, m0);
+}
+
+// The shared-ring variant (SkinnyConfig::kSharedRing). Stage i % S holds K chunk i (kChunk bytes) of the CTA's
+// rows and tokens, [row][kPitch]. Copies: warp w fills rows w * kRows / W .. and tokens w * kTokens / W .., lane
+// l the 16 bytes at 16 l of each (one 512-byte run per instruction). Reads: warp w takes the chunk's 64-byte
+// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g: the MMA layout of the other
+// variants, so the same mma_step and epilogue.
+template <class Cfg, class Out>
+__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm_shared(const ScaledMmParams p) {
+  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
+  constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, kPitch = Cfg::kPitch, kChunk = Cfg::kChunk;
+  constexpr int kRowsPerWarp = kRows / W, kTokensPerWarp = kTokens / W;
+  extern __shared__ int4 ring_storage[];  // the same symbol type as the private rings' (one extern per module)
+  int8_t* const ring = reinterpret_cast<int8_t*>(ring_storage);
+  uint64_t* full = reinterpret_cast<uint64_t*>(ring + S * Cfg::kStageBytes);
+  uint64_t* empty = full + S;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t n0 = int64_t(blockIdx.x) * kRows;
+  const int64_t m0 = int64_t(blockIdx.y) * kTokens;
+  const int chunks = (p.k + kChunk - 1) / kChunk;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; ++s) {
+      mbar_init(&full[s], W * 32);
+      mbar_init(&empty[s], W);
     }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
-  Out* out = static_cast<Out*>(p.out);
-  const Out* bias = static_cast<const Out*>(p.bias);
-  for (int i = threadIdx.x; i < kFrags * 32; i += W * 32) {
-    const int frag = i / 32, l = i % 32;
-    int sum = 0;
+
+  // Rows past N and tokens past M copy the last valid one (never stored, as in the other variants).
+  const int8_t* wsrc[kRowsPerWarp];
 #pragma unroll
-    for (int w = 0; w < W; ++w) sum += partial[w][frag][l];
-    // accumulator register c of lane (g, t): row g (+8 for c >= 2), token column 2t + (c & 1)
-    const int c = frag % 4, j = (frag / 4) % TB, rb = frag / (4 * TB);
-    const int64_t n = n0 + 16 * rb + (l >> 2) + (c >= 2 ? 8 : 0);
-    const int64_t m = m0 + 8 * j + 2 * (l & 3) + (c & 1);
-    if (n < p.n && m < p.m) {
-      const float sa = p.a_scales[p.a_per_token ? m : 0];
-      const float sb = p.b_scales[p.b_per_channel ? n : 0];
-      const float b = bias ? to_float(bias[n]) : 0.0f;
-      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa, sb * static_cast<float>(sum), b));
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    wsrc[r] = p.b + min(n0 + warp * kRowsPerWarp + r, int64_t(p.n) - 1) * p.k + 16 * lane;
+  }
+  const int8_t* xsrc[kTokensPerWarp];
+#pragma unroll
+  for (int j = 0; j < kTokensPerWarp; ++j) {
+    xsrc[j] = p.a + min(m0 + warp * kTokensPerWarp + j, int64_t(p.m) - 1) * p.k + 16 * lane;
+  }
+  // copies chunk c into its stage: the weight rows, the tokens or both; 16 bytes past K are zero-filled
+  auto issue = [&](int c, bool weight, bool tokens) {
+    int8_t* dst = ring + (c % S) * Cfg::kStageBytes + 16 * lane;
+    const int64_t k = int64_t(c) * kChunk;
+    const bool in = k + 16 * lane < p.k;  // K % 16 == 0: a lane's 16 bytes are all in or all out
+    const int64_t off = in ? k : 0;
+    const int bytes = in ? 16 : 0;
+    if (weight) {
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        copy_weight_async(reinterpret_cast<int4*>(dst + (warp * kRowsPerWarp + r) * kPitch), wsrc[r] + off, bytes);
+      }
+    }
+    if (tokens) {
+#pragma unroll
+      for (int j = 0; j < kTokensPerWarp; ++j) {
+        copy_token_async(reinterpret_cast<int4*>(dst + (kRows + warp * kTokensPerWarp + j) * kPitch), xsrc[j] + off,
+                         bytes);
+      }
+    }
+  };
+
+  Epilogue<Cfg, Out> epi;
+  epi.load_weight_side(p, n0);
+  // Prologue: the weight of the first S - 1 chunks before the activation's producer has finished (pdl.cuh), their
+  // tokens after the wait; each stage's arrival fires once all of this thread's copies so far have landed.
+  const int prologue = min(S - 1, chunks);
+  for (int c = 0; c < prologue; ++c) issue(c, true, false);
+  pdl::wait_for_producer();
+  epi.load_activation_side(p, m0);
+  for (int c = 0; c < prologue; ++c) {
+    issue(c, false, true);
+    mbar_arrive_on_copies(&full[c]);
+  }
+
+  int acc[RB][TB][4] = {};
+  for (int c = 0; c < chunks; ++c) {
+    const int next = c + S - 1;
+    if (next < chunks) {  // refill the stage chunk c - 1 used, once every warp has read it
+      if (next >= S) mbar_wait(&empty[next % S], ((next / S) - 1) & 1);
+      issue(next, true, true);
+      mbar_arrive_on_copies(&full[next % S]);
+    }
+    mbar_wait(&full[c % S], (c / S) & 1);
+    const int8_t* src = ring + (c % S) * Cfg::kStageBytes + 64 * warp + 16 * t;
+    int4 wv[RB][2];
+    int4 xv[TB];
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+      wv[rb][0] = *reinterpret_cast<const int4*>(src + (16 * rb + g) * kPitch);
+      wv[rb][1] = *reinterpret_cast<const int4*>(src + (16 * rb + 8 + g) * kPitch);
+    }
+#pragma unroll
+    for (int j = 0; j < TB; ++j) xv[j] = *reinterpret_cast<const int4*>(src + (kRows + 8 * j + g) * kPitch);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[c % S]);
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+      for (int j = 0; j < TB; ++j) {
+        mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);
+        mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);
+      }
     }
   }
+  epi.store(p, acc, n0, m0);
 }
 
 }  // namespace vllm_sq::skinny
