@@ -1,6 +1,9 @@
 """benchmarks/producer_quant.py without a GPU: the torch-op producers and the report."""
 
+import pytest
 import torch
+
+pytest.importorskip("vllm", reason="imports vLLM at module level; the GPU machine may run the kernel tests without it")
 
 from benchmarks import producer_quant as pq
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytest.importorskip("vllm", reason="imports vLLM at module level; the GPU machine may run the kernel tests without it")
+
 from calibration import quantize as Q
 from vllm_sq.kernels import KERNELS_BY_PLATFORM, Int8LinearSpec, NoKernelError, select_kernel
 from vllm_sq.kernels.onednn import OneDNNInt8Kernel

@@ -8,7 +8,7 @@ namespace {
 using namespace skinny;
 
 // Named configurations, one per line of the table below. Tokens per CTA bound the M a CTA serves; M beyond it
-// takes more CTAs along grid.y (correct for any M, efficient only for the few tokens it is meant for).
+// takes more CTAs along grid.x (correct for any M, efficient only for the few tokens it is meant for).
 // Bytes in flight per thread: Unroll x (2 x RowBlocks weight + Tokens/8 token) 16-byte loads.
 // Run 6 (benchmarks/results/..._sweep6.md, M = 1..32): a 16-token configuration was 10-25% behind the CUTLASS
 // decode tiles at M = 16 (registers only, no programmatic launch then); at M <= 8 these are 0-8% ahead of them
@@ -38,18 +38,21 @@ using Skinny8c = SkinnyConfig<8, 2, 8, 1, 5, true>;
 using Skinny8c3 = SkinnyConfig<8, 2, 8, 1, 3, true>;
 using Skinny16c = SkinnyConfig<16, 2, 8, 1, 5, true>;
 using Skinny16c3 = SkinnyConfig<16, 2, 8, 1, 3, true>;
+// 32 tokens (four MMA column blocks; 110 KB of ring, one CTA per SM) for 16 < M <= 64 (A/B against the CUTLASS
+// decode tiles).
+using Skinny32c3 = SkinnyConfig<32, 2, 8, 1, 3, true>;
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
-  const int64_t token_blocks = (int64_t(p.m) + Cfg::kTokens - 1) / Cfg::kTokens;
-  if (token_blocks > 65535) return "skinny GEMM: M too large for this configuration (grid.y > 65535)";
+  const int64_t row_blocks = (int64_t(p.n) + Cfg::kRows - 1) / Cfg::kRows;
+  if (row_blocks > 65535) return "skinny GEMM: N too large for this configuration (grid.y > 65535)";
   return "";
 }
 
 template <class Cfg>
 const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
   if (const char* err = check<Cfg>(p); *err) return err;
-  const dim3 grid((p.n + Cfg::kRows - 1) / Cfg::kRows, (p.m + Cfg::kTokens - 1) / Cfg::kTokens);
+  const dim3 grid((p.m + Cfg::kTokens - 1) / Cfg::kTokens, (p.n + Cfg::kRows - 1) / Cfg::kRows);
   const dim3 block(Cfg::kWarps * 32);
   const auto kernel = [&] {
     if constexpr (Cfg::kSharedRing) {
@@ -85,6 +88,7 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8c3", check<Skinny8c3>, launch<Skinny8c3>},
     {"Skinny16c", check<Skinny16c>, launch<Skinny16c>},
     {"Skinny16c3", check<Skinny16c3>, launch<Skinny16c3>},
+    {"Skinny32c3", check<Skinny32c3>, launch<Skinny32c3>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

@@ -239,14 +239,15 @@ struct Epilogue {
   }
 };
 
-// Grid: x = weight row blocks of kRows, y = token blocks of kTokens. Block: kWarps warps.
+// Grid: x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs that read the
+// same weight rows are launched together, so all but one find them in L2). Block: kWarps warps.
 template <class Cfg, class Out>
 __global__ void __launch_bounds__(Cfg::kWarps * 32, Cfg::kMinBlocks) skinny_scaled_mm(const ScaledMmParams p) {
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, U = Cfg::kUnroll;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int64_t n0 = int64_t(blockIdx.x) * Cfg::kRows;
-  const int64_t m0 = int64_t(blockIdx.y) * Cfg::kTokens;
+  const int64_t n0 = int64_t(blockIdx.y) * Cfg::kRows;
+  const int64_t m0 = int64_t(blockIdx.x) * Cfg::kTokens;
   const int steps = (p.k + 63) / 64;
 
   // This thread's rows, already offset to its 16 bytes. Rows past N and tokens past M read the last valid row
@@ -408,8 +409,8 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm_shared(cons
   uint64_t* empty = full + S;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int64_t n0 = int64_t(blockIdx.x) * kRows;
-  const int64_t m0 = int64_t(blockIdx.y) * kTokens;
+  const int64_t n0 = int64_t(blockIdx.y) * kRows;
+  const int64_t m0 = int64_t(blockIdx.x) * kTokens;
   const int chunks = (p.k + kChunk - 1) / kChunk;
 
   if (threadIdx.x == 0) {

@@ -60,7 +60,7 @@ const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8>(), skinny_entry<kSkinny8s>(),
     skinny_entry<kSkinny16>(), skinny_entry<kSkinny16s>(),
     skinny_entry<kSkinny8c>(), skinny_entry<kSkinny8c3>(),
-    skinny_entry<kSkinny16c>(), skinny_entry<kSkinny16c3>(),
+    skinny_entry<kSkinny16c>(), skinny_entry<kSkinny16c3>(), skinny_entry<kSkinny32c3>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -91,28 +91,15 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
-  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. The cp.async-staged
-  // variant wins when its 32-row CTAs (one per SM: 120 KB of ring) fit one wave (7B/8B o_proj and down_proj,
-  // 4-10% ahead, sweep 7); past one wave the register variant (sweep 14: 21.0 vs 22.4 us for the cluster tile on
-  // 7B qkv, 31.4 vs 32.0 on 13B qkv), except on long rows (13B down, K > 8192), where the 8-CTA-cluster tile
-  // stays 2-10% ahead.
-  if (p.m <= 8) {
-    if (ceil_div(p.n, 32) <= sms) return kSkinny8s;
-    if (p.k <= 8192) return kSkinny8;
-  }
-  // 9-16 tokens (sweep 14: each configuration's GEMM alone and with our quantization in front, where the
-  // programmatic launch counts). Taken: the best quantize + GEMM among the configurations whose GEMM alone is
-  // within noise (~2%) of the fastest. The staged 16-token variant where it fits one wave and K <= 8192 (7B/8B
-  // o_proj: 10.0 us alone, 10.9-11.0 with the quantization, against 9.9 / 12.4 for the cluster tile); on longer
-  // rows (7B/8B down_proj) it is 3-5% behind the cluster tile alone (21.0-26.3 vs 20.1-25.3 us). The register
-  // variant on gate_up when its last wave of CTAs (two per SM) is nearly full: 7B gate_up (688 CTAs, 87% of 3
-  // waves) 36.7-36.9 vs 38.3 us, even on Llama-3 (85%), 2-4% behind on 13B (82%). The 4-CTA-cluster tile on
-  // qkv (7B: 22.4-22.6 vs 24.0 us for the register variant; 13B within 1%).
-  if (p.m <= 16) {
-    const int64_t skinny_ctas = ceil_div(p.n, 32);
-    if (skinny_ctas <= sms && p.k <= 8192) return kSkinny16s;
-    if (large_n && p.k <= 8192 && wave_fill(skinny_ctas, 2 * sms) >= 0.85) return kSkinny16;
-  }
+  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. Run 17b (the sweep
+  // of ..._2026-11-24_sweep17b.md, GEMM alone and behind our quantization, three models): the shared-ring variants
+  // with three stages (two CTAs per SM) are ahead of every other configuration past one wave of 32-row CTAs and
+  // on long rows (7B qkv M = 1 19.7 us against 20.8 for the private ring, 13B down 26.8 against 28.6 for the
+  // cluster tile); where the CTAs fit one wave, the private ring at K <= 4096 (7B/8B o_proj 8.3 against 8.6) and
+  // the five-stage shared ring at 9-16 tokens (7B down M = 16 behind the quantization 20.2 against 23.5).
+  const int64_t skinny_ctas = ceil_div(p.n, 32);
+  if (p.m <= 8) return skinny_ctas <= sms && p.k <= 4096 ? kSkinny8s : kSkinny8c3;
+  if (p.m <= 16) return skinny_ctas <= sms ? kSkinny16c : kSkinny16c3;
   if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
   if (p.m <= 64) {
     // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
