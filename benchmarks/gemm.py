@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 INT8_PEAK_TOPS = 1979.0  # H100 SXM dense int8
-SKINNY_SWEEP_MAX_M = 64  # the skinny-M configurations are swept up to this M (the table uses them at M <= 8)
+SKINNY_SWEEP_MAX_M = 64  # the skinny-M configurations are swept up to this M (the table uses them at M <= 32)
 COPY_BW = 3.0e12  # measured device-to-device copy bandwidth (bytes/s), environment.md
 L2_BYTES = 50 * 2**20
 LAUNCH_COVER_CYCLES = 200_000  # ~100 us of sleep in front of each timed replay: longer than a graph's submission

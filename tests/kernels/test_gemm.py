@@ -94,16 +94,18 @@ def test_every_tile_configuration(m, n, k, out_dtype):
             raise AssertionError(f"configuration {name}: {exc}") from exc
 
 
-@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16, 24])
-# K: whole unrolled batches plus a remainder of one step, of 16 bytes (a partial 64-byte step), and none;
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 13, 16, 24, 33])
+# K: whole 512-byte chunks plus 64 bytes (4160), 256 (11008), 16 (4112, 1040: a partial 64-byte step) or nothing
+# (8192), and 192 bytes (one partial chunk, fewer than the ring's stages; five of the eight warps get no step);
 # N: one partial 16-row block, a partial 32-row CTA, and a Llama-sized width; 8720 rows (273 CTAs: more than one
-# wave) with K of 17 steps (a warp takes 2 or 3 of them) and of 3 steps (five of the eight warps take none)
+# wave).
 @pytest.mark.parametrize(
     "n,k", [(48, 4160), (272, 11008), (4096, 4112), (16, 8192), (8720, 1040), (8720, 192)])
 @pytest.mark.parametrize("per_token,per_channel,with_bias", [(True, True, True), (False, False, False)])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
 def test_skinny_configurations(m, n, k, per_token, per_channel, with_bias, out_dtype):
-    """The skinny-M kernel (no CUTLASS) in each configuration, on K long enough for its unrolled main loop."""
+    """The skinny-M kernel (no CUTLASS) in each configuration: M within one CTA's tokens and beyond (more CTAs per
+    row block), rows and K ragged against its 32-row CTAs, 64-byte steps and 512-byte shared-ring chunks."""
     from vllm_sq.ops import gemm_configs, int8_scaled_mm
 
     skinny = [(i, name) for i, name in enumerate(gemm_configs()) if name.startswith("Skinny")]

@@ -3,12 +3,13 @@
 // Why not CUTLASS. A 64-row wgmma tile holding 1-16 tokens wastes most of the tensor core, which does not matter,
 // but the CUTLASS kernels also pay a fixed cost per CTA (TMA descriptor fetch, barrier setup, cluster launch,
 // a pipeline that fills and drains once per tile) and give one CTA a long serial K loop over 64-256 weight rows.
-// Here the weight is streamed in 16-byte pieces by every warp of the GPU at once: a CTA owns 16 or 32 weight
-// rows and its warps split K between them. Two ways to keep pieces in flight (SkinnyConfig::kStages): loads into
-// registers, or cp.async into a per-thread shared-memory ring, which holds no registers while in flight (sweep 7:
-// 4-10% faster where its large CTAs fit one wave). Launched as a programmatic dependent of the quantization
-// kernel before it (pdl.cuh): the first weight pieces are requested before the activation exists (run 8: the
-// quantization adds 2.3-3.5 us in front of the GEMM instead of 3.4-6.4).
+// Here the weight is streamed in 16-byte cp.async pieces by every warp of the GPU at once: a CTA owns 32 weight
+// rows and its warps split K between them. Two shared-memory rings keep pieces in flight (SkinnyConfig): one
+// private to each thread (no barriers; each copy instruction of a warp takes 64 bytes of eight rows), or one the
+// CTA's warps fill together, each copy instruction taking 512 contiguous bytes of one row (benchmarks/read_bw.cu:
+// 4-7% more read bandwidth), with mbarriers between the warps. Launched as a programmatic dependent of the
+// quantization kernel before it (pdl.cuh): the first weight pieces are requested before the activation exists
+// (run 8: the quantization adds 2.3-3.5 us in front of the GEMM instead of 3.4-6.4).
 //
 // Math. mma.sync.m16n8k32 (s8 x s8 -> s32, sm_80+) with the weight as the 16-row A operand and up to 8 tokens as
 // the B operand (swap-AB: D[n, m] = sum_k W[n,k] * X[m,k]). A dot product does not care in which order K is
@@ -30,58 +31,37 @@
 
 namespace vllm_sq::skinny {
 
-// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K.
-// Stages == 0: loads into registers, Unroll K steps (64 bytes each) written before their MMAs (ptxas still
-// interleaves them to save registers: about five 16-byte loads per thread are in flight).
-// Stages > 0: each thread stages its pieces through shared memory with cp.async, Stages - 1 K steps ahead; an
-// in-flight copy holds no register, so every warp keeps that many steps of its rows in flight.
-// SharedRing (with Stages > 0): the CTA's warps fill one ring together, a stage being a chunk of 64 x Warps K bytes
-// of all rows and tokens; each copy instruction of a warp takes 512 contiguous bytes of one row, where the private
-// ring's take 64 bytes of each of eight rows (benchmarks/read_bw.cu: 4-7% more bandwidth on decode weights).
-template <int Tokens, int RowBlocks, int Warps, int Unroll, int Stages = 0, bool SharedRing = false>
+// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K; Stages: ring
+// depth, K steps (private) or chunks (shared) of which Stages - 1 are in flight.
+// Private ring: each thread copies its own pieces (64-byte K steps: warp w takes steps w, w + W, ...) and reads back
+// only those. Shared ring: a stage is a chunk of 64 x Warps K bytes of all the CTA's rows and tokens.
+template <int Tokens, int RowBlocks, int Warps, int Stages, bool SharedRing>
 struct SkinnyConfig {
-  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Unroll >= 1 && Stages >= 0);
-  static_assert(!SharedRing || (Stages >= 2 && Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0),
+  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Stages >= 2);
+  static_assert(!SharedRing || (Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0),
                 "the shared ring: one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
   static constexpr int kStages = Stages;
   static constexpr bool kSharedRing = SharedRing;
-  static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // 16-byte pieces per thread per K step
-  // Shared ring: K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
-  // read by one quarter-warp's 16-byte loads fall on disjoint banks.
-  static constexpr int kChunk = 64 * Warps;
-  static constexpr int kPitch = kChunk + 64;
-  static constexpr int kStageBytes = (16 * RowBlocks + Tokens) * kPitch;
-  // dynamic shared memory of the staged variants: private rings [warp][stage][piece][lane] x 16 bytes; the shared
-  // ring's stages, then a full and an empty mbarrier per stage
-  static constexpr int kRingBytes = !Stages ? 0 : SharedRing ? Stages * (kStageBytes + 16)
-                                                             : Warps * Stages * kPieces * 32 * 16;
-  // The register variants must keep two CTAs per SM (<= 128 registers a thread), their loads in flight being
-  // the registers; the staged ones hold one or two CTAs per SM by their ring.
-  static constexpr int kMinBlocks = Stages == 0 ? 2 : 1;
-  // The epilogue's operands loaded before the main loop (Epilogue), except where their registers would spill:
-  // the 16-token register variant uses all 128.
-  static constexpr bool kEarlyOperands = Stages > 0 || Tokens == 8;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
   static constexpr int kRows = 16 * RowBlocks;
   static constexpr int kWarps = Warps;
-  static constexpr int kUnroll = Unroll;
+  static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // private ring: 16-byte pieces per thread per step
+  // Shared ring: K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
+  // read by one quarter-warp's 16-byte loads fall on disjoint banks.
+  static constexpr int kChunk = 64 * Warps;
+  static constexpr int kPitch = kChunk + 64;
+  static constexpr int kStageBytes = (kRows + Tokens) * kPitch;
+  // The warps' int32 partial sums, [warp][fragment][lane], summed by the epilogue.
+  static constexpr int kPartialBytes = Warps * RowBlocks * kTokenBlocks * 4 * 32 * 4;
+  // Dynamic shared memory: the private rings [warp][stage][piece][lane] x 16 bytes, then the partial sums; or the
+  // shared ring's stages (the partial sums reuse them after the main loop), then a full and an empty mbarrier per
+  // stage.
+  static constexpr int kSmemBytes = SharedRing ? Stages * (kStageBytes + 16)
+                                               : Warps * Stages * kPieces * 32 * 16 + kPartialBytes;
+  static_assert(!SharedRing || kPartialBytes <= Stages * kStageBytes);
 };
-
-__device__ __forceinline__ int4 load_weight(const int8_t* p) {  // read once: bypass L1
-  int4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ int4 load_token(const int8_t* p) {  // read by every CTA: keep in L1
-  int4 v;
-  asm volatile("ld.global.nc.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
 
 // 16 bytes global -> shared without registers; src_bytes == 0 writes zeros (a piece past K). cg: weights bypass
 // L1; ca: tokens, read by every CTA of the SM, stay in it.
@@ -185,13 +165,6 @@ struct Epilogue {
   }
   // The weight's side (scales, bias): before the programmatic wait, like the weight itself (pdl_registry.h).
   __device__ __forceinline__ void load_weight_side(const ScaledMmParams& p, int64_t n0) {
-    if constexpr (Cfg::kEarlyOperands) load_weight_side_now(p, n0);
-  }
-  // The activation's scales: written by the kernel before, so after the wait.
-  __device__ __forceinline__ void load_activation_side(const ScaledMmParams& p, int64_t m0) {
-    if constexpr (Cfg::kEarlyOperands) load_activation_side_now(p, m0);
-  }
-  __device__ __forceinline__ void load_weight_side_now(const ScaledMmParams& p, int64_t n0) {
     const Out* b = static_cast<const Out*>(p.bias);
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
@@ -201,29 +174,26 @@ struct Epilogue {
       bias[r] = in && b != nullptr ? to_float(b[n]) : 0.0f;
     }
   }
-  __device__ __forceinline__ void load_activation_side_now(const ScaledMmParams& p, int64_t m0) {
+  // The activation's scales: written by the kernel before, so after the wait.
+  __device__ __forceinline__ void load_activation_side(const ScaledMmParams& p, int64_t m0) {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
       const int64_t m = token(r, m0);
       sa[r] = m < p.m ? p.a_scales[p.a_per_token ? m : 0] : 0.0f;
     }
   }
-  // Sums the warps' int32 partials (exact) and writes out = sa * (sb * acc) + bias, rounded once.
+  // Sums the warps' int32 partials (exact) through `partial` (shared memory, Cfg::kPartialBytes, free for the
+  // taking: callers synchronize before reusing a ring) and writes out = sa * (sb * acc) + bias, rounded once.
   __device__ __forceinline__ void store(const ScaledMmParams& p, const int (&acc)[Cfg::kRowBlocks][TB][4],
-                                        int64_t n0, int64_t m0) {
-    __shared__ int partial[W][kFrags][32];
+                                        int64_t n0, int64_t m0, int* partial) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
     for (int rb = 0; rb < Cfg::kRowBlocks; ++rb) {
 #pragma unroll
       for (int j = 0; j < TB; ++j) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) partial[warp][(rb * TB + j) * 4 + c][lane] = acc[rb][j][c];
+        for (int c = 0; c < 4; ++c) partial[(warp * kFrags + (rb * TB + j) * 4 + c) * 32 + lane] = acc[rb][j][c];
       }
-    }
-    if constexpr (!Cfg::kEarlyOperands) {
-      load_weight_side_now(p, n0);
-      load_activation_side_now(p, m0);
     }
     __syncthreads();
     Out* out = static_cast<Out*>(p.out);
@@ -232,27 +202,43 @@ struct Epilogue {
       const int o = threadIdx.x + r * W * 32;
       int sum = 0;
 #pragma unroll
-      for (int w = 0; w < W; ++w) sum += partial[w][o / 32][o % 32];
+      for (int w = 0; w < W; ++w) sum += partial[w * kFrags * 32 + o];
       const int64_t n = row(r, n0), m = token(r, m0);
       if (n < p.n && m < p.m) out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa[r], sb[r] * float(sum), bias[r]));
     }
   }
 };
 
-// Grid: x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs that read the
-// same weight rows are launched together, so all but one find them in L2). Block: kWarps warps.
+// Two 16 x 8 x 32 MMAs per 16-row block and 8-token block: thread (g, t)'s 16 bytes of rows g and g + 8 (wv) and of
+// token g (xv) as the fragment's k = 16t .. 16t + 15 (see Math above).
+template <int RB, int TB>
+__device__ __forceinline__ void mma_step(int (&acc)[RB][TB][4], const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int j = 0; j < TB; ++j) {
+      mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);  // k 16t+0..7
+      mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);  // k 16t+8..15
+    }
+  }
+}
+
+// Grid (both variants): x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs
+// that read the same weight rows are launched together, so all but one find them in L2). Block: kWarps warps.
+
+// The private-ring variant. Rows past N and tokens past M read the last valid row instead: their products land in
+// accumulator entries the epilogue never stores, so the loop needs no predicates.
 template <class Cfg, class Out>
-__global__ void __launch_bounds__(Cfg::kWarps * 32, Cfg::kMinBlocks) skinny_scaled_mm(const ScaledMmParams p) {
-  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, U = Cfg::kUnroll;
+__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
+  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
+  constexpr int P = Cfg::kPieces;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.y) * Cfg::kRows;
   const int64_t m0 = int64_t(blockIdx.x) * Cfg::kTokens;
   const int steps = (p.k + 63) / 64;
 
-  // This thread's rows, already offset to its 16 bytes. Rows past N and tokens past M read the last valid row
-  // instead: their products land in accumulator entries the epilogue never stores, so the hot loop needs no
-  // predicates and the compiler can issue all of a batch's loads before its MMAs.
+  // This thread's rows and tokens, already offset to its 16 bytes.
   const int8_t* wrow[RB][2];
 #pragma unroll
   for (int rb = 0; rb < RB; ++rb) {
@@ -269,142 +255,78 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32, Cfg::kMinBlocks) skinny_scal
     xrow[j] = p.a + m * p.k + 16 * t;
   }
 
+  extern __shared__ int4 smem[];
+  int4* mine = smem + size_t(warp) * S * P * 32 + lane;
+  // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
+  auto issue = [&](int i, bool weight, bool tokens) {
+    const int s = warp + i * W;
+    if (s < steps) {
+      int4* dst = mine + (i % S) * P * 32;
+      const int64_t k = int64_t(s) * 64;
+      const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+      const int64_t off = in ? k : 0;
+      const int bytes = in ? 16 : 0;
+      if (weight) {
+#pragma unroll
+        for (int rb = 0; rb < RB; ++rb) {
+          copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
+          copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
+        }
+      }
+      if (tokens) {
+#pragma unroll
+        for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
+      }
+    }
+  };
+
   Epilogue<Cfg, Out> epi;
   epi.load_weight_side(p, n0);
-  int acc[RB][TB][4] = {};
-  auto mma_step = [&](const int4 (&wv)[RB][2], const int4 (&xv)[TB]) {
+  const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
+  // Prologue: the weight of the first S - 1 steps is requested before the activation's producer has finished
+  // (pdl.cuh); their tokens follow the wait. All of it is one commit group, the oldest of the loop's waits.
 #pragma unroll
-    for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-      for (int j = 0; j < TB; ++j) {
-        mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);  // k 16t+0..7
-        mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);  // k 16t+8..15
-      }
-    }
-  };
-  // Warp w takes the 64-byte K steps w, w + W, w + 2W, ...: the CTA's warps read adjacent pieces of its rows.
-  if constexpr (Cfg::kStages > 0) {
-    // The staged loop: thread-private ring slots (a thread reads back only what it copied, so no barrier).
-    constexpr int S = Cfg::kStages, P = Cfg::kPieces;
-    extern __shared__ int4 ring_storage[];
-    int4* mine = ring_storage + size_t(warp) * S * P * 32 + lane;
-    // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
-    auto issue = [&](int i, bool weight, bool tokens) {
-      const int s = warp + i * W;
-      if (s < steps) {
-        int4* dst = mine + (i % S) * P * 32;
-        const int64_t k = int64_t(s) * 64;
-        const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
-        const int64_t off = in ? k : 0;
-        const int bytes = in ? 16 : 0;
-        if (weight) {
-#pragma unroll
-          for (int rb = 0; rb < RB; ++rb) {
-            copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
-            copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
-          }
-        }
-        if (tokens) {
-#pragma unroll
-          for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
-        }
-      }
-    };
-    const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
-    // Prologue: the weight of the first S - 1 steps is requested before the activation's producer has finished
-    // (pdl.cuh); their tokens follow the wait. All of it is one commit group, the oldest of the loop's waits.
-#pragma unroll
-    for (int i = 0; i < S - 1; ++i) issue(i, true, false);
-    pdl::wait_for_producer();
-    epi.load_activation_side(p, m0);
-#pragma unroll
-    for (int i = 0; i < S - 1; ++i) issue(i, false, true);
-    copy_commit();
-    for (int i = 0; i < my_steps; ++i) {
-      issue(i + S - 1, true, true);  // into the slot step i - 1 used, already in registers
-      copy_commit();
-      // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
-      // steps 0 .. S - 2; each later step has its own).
-      copy_wait_at_most<S - 1>(i + 1);
-      const int4* src = mine + (i % S) * P * 32;
-      int4 wv[RB][2];
-      int4 xv[TB];
-#pragma unroll
-      for (int rb = 0; rb < RB; ++rb) {
-        wv[rb][0] = src[(2 * rb) * 32];
-        wv[rb][1] = src[(2 * rb + 1) * 32];
-      }
-#pragma unroll
-      for (int j = 0; j < TB; ++j) xv[j] = src[(2 * RB + j) * 32];
-      mma_step(wv, xv);
-    }
-    copy_wait<0>();
-  } else {
-  // Full batches of U steps first (every load in bounds), then the remaining steps one by one, the last of which
-  // may be partial (K % 64 != 0: threads whose 16 bytes lie past K contribute zeros).
-  // The first batch's weight is loaded before waiting for the activation's producer (pdl.cuh); each later
-  // batch's weight is requested right after the previous batch's MMAs.
-  const int full_steps = p.k / 64;
-  auto full_batch = [&](int s) { return s + (U - 1) * W < full_steps; };
-  auto load_weights = [&](int s, int4 (&wv)[U][RB][2]) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t k = int64_t(s + u * W) * 64;
-#pragma unroll
-      for (int rb = 0; rb < RB; ++rb) {
-        wv[u][rb][0] = load_weight(wrow[rb][0] + k);
-        wv[u][rb][1] = load_weight(wrow[rb][1] + k);
-      }
-    }
-  };
-  int s = warp;
-  int4 wv[U][RB][2];
-  if (full_batch(s)) load_weights(s, wv);
+  for (int i = 0; i < S - 1; ++i) issue(i, true, false);
   pdl::wait_for_producer();
   epi.load_activation_side(p, m0);
-  for (; full_batch(s); s += U * W) {
-    int4 xv[U][TB];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t k = int64_t(s + u * W) * 64;
-#pragma unroll
-      for (int j = 0; j < TB; ++j) xv[u][j] = load_token(xrow[j] + k);
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) mma_step(wv[u], xv[u]);
-    if (full_batch(s + U * W)) load_weights(s + U * W, wv);
-  }
-  for (; s < steps; s += W) {
-    const int64_t k = int64_t(s) * 64;
-    const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
+  for (int i = 0; i < S - 1; ++i) issue(i, false, true);
+  copy_commit();
+  int acc[RB][TB][4] = {};
+  for (int i = 0; i < my_steps; ++i) {
+    issue(i + S - 1, true, true);  // into the slot step i - 1 used, already in registers
+    copy_commit();
+    // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
+    // steps 0 .. S - 2; each later step has its own).
+    copy_wait_at_most<S - 1>(i + 1);
+    const int4* src = mine + (i % S) * P * 32;
     int4 wv[RB][2];
     int4 xv[TB];
 #pragma unroll
     for (int rb = 0; rb < RB; ++rb) {
-      wv[rb][0] = in ? load_weight(wrow[rb][0] + k) : make_int4(0, 0, 0, 0);
-      wv[rb][1] = in ? load_weight(wrow[rb][1] + k) : make_int4(0, 0, 0, 0);
+      wv[rb][0] = src[(2 * rb) * 32];
+      wv[rb][1] = src[(2 * rb + 1) * 32];
     }
 #pragma unroll
-    for (int j = 0; j < TB; ++j) xv[j] = in ? load_token(xrow[j] + k) : make_int4(0, 0, 0, 0);
-    mma_step(wv, xv);
+    for (int j = 0; j < TB; ++j) xv[j] = src[(2 * RB + j) * 32];
+    mma_step(acc, wv, xv);
   }
-  }  // register path
-
-  epi.store(p, acc, n0, m0);
+  copy_wait<0>();
+  epi.store(p, acc, n0, m0, reinterpret_cast<int*>(smem + size_t(W) * S * P * 32));
 }
 
 // The shared-ring variant (SkinnyConfig::kSharedRing). Stage i % S holds K chunk i (kChunk bytes) of the CTA's
 // rows and tokens, [row][kPitch]. Copies: warp w fills rows w * kRows / W .. and tokens w * kTokens / W .., lane
 // l the 16 bytes at 16 l of each (one 512-byte run per instruction). Reads: warp w takes the chunk's 64-byte
-// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g: the MMA layout of the other
-// variants, so the same mma_step and epilogue.
+// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g: the MMA layout of the private
+// ring, so the same mma_step and epilogue.
 template <class Cfg, class Out>
 __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm_shared(const ScaledMmParams p) {
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
   constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, kPitch = Cfg::kPitch, kChunk = Cfg::kChunk;
   constexpr int kRowsPerWarp = kRows / W, kTokensPerWarp = kTokens / W;
-  extern __shared__ int4 ring_storage[];  // the same symbol type as the private rings' (one extern per module)
-  int8_t* const ring = reinterpret_cast<int8_t*>(ring_storage);
+  extern __shared__ int4 smem[];
+  int8_t* const ring = reinterpret_cast<int8_t*>(smem);
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + S * Cfg::kStageBytes);
   uint64_t* empty = full + S;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -489,16 +411,10 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm_shared(cons
     for (int j = 0; j < TB; ++j) xv[j] = *reinterpret_cast<const int4*>(src + (kRows + 8 * j + g) * kPitch);
     __syncwarp();
     if (lane == 0) mbar_arrive(&empty[c % S]);
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-      for (int j = 0; j < TB; ++j) {
-        mma_s8(acc[rb][j], wv[rb][0].x, wv[rb][1].x, wv[rb][0].y, wv[rb][1].y, xv[j].x, xv[j].y);
-        mma_s8(acc[rb][j], wv[rb][0].z, wv[rb][1].z, wv[rb][0].w, wv[rb][1].w, xv[j].z, xv[j].w);
-      }
-    }
+    mma_step(acc, wv, xv);
   }
-  epi.store(p, acc, n0, m0);
+  __syncthreads();  // every warp is done with the ring: the partial sums take its first bytes
+  epi.store(p, acc, n0, m0, reinterpret_cast<int*>(ring));
 }
 
 }  // namespace vllm_sq::skinny

@@ -57,10 +57,8 @@ enum Config : int {  // the skinny configurations first, under their SkinnyConfi
   kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
-    skinny_entry<kSkinny8>(), skinny_entry<kSkinny8s>(),
-    skinny_entry<kSkinny16>(), skinny_entry<kSkinny16s>(),
-    skinny_entry<kSkinny8c>(), skinny_entry<kSkinny8c3>(),
-    skinny_entry<kSkinny16c>(), skinny_entry<kSkinny16c3>(), skinny_entry<kSkinny32c3>(),
+    skinny_entry<kSkinny8s>(), skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny16c>(),
+    skinny_entry<kSkinny16c3>(), skinny_entry<kSkinny32c3>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
@@ -91,16 +89,22 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
-  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. Run 17b (the sweep
-  // of ..._2026-11-24_sweep17b.md, GEMM alone and behind our quantization, three models): the shared-ring variants
-  // with three stages (two CTAs per SM) are ahead of every other configuration past one wave of 32-row CTAs and
-  // on long rows (7B qkv M = 1 19.7 us against 20.8 for the private ring, 13B down 26.8 against 28.6 for the
-  // cluster tile); where the CTAs fit one wave, the private ring at K <= 4096 (7B/8B o_proj 8.3 against 8.6) and
-  // the five-stage shared ring at 9-16 tokens (7B down M = 16 behind the quantization 20.2 against 23.5).
+  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. Sweeps 17b and 17c
+  // (each configuration's GEMM alone and behind our quantization, three models, M = 1-64): the three-stage
+  // shared rings (two CTAs per SM) lead past one wave of 32-row CTAs and on long rows (7B qkv M = 1 19.5 us
+  // against 21.0 for the private ring, 13B down 26.7 against 28.6 for the cluster tile). In one wave (N <= 4224):
+  // the private ring at M <= 8 and K <= 4096 (7B/8B o_proj 8.3 against 8.6); at 9-16 tokens two 8-token CTAs per
+  // row block on short rows (o_proj behind the quantization 9.5 against 9.9 for 16-token CTAs), the five-stage
+  // 16-token ring on long ones (7B down 20.3 against 23.4 for the cluster tile); 32-token CTAs up to 32 tokens
+  // (7B o_proj M = 32 behind the quantization 10.4 against 12.2).
   const int64_t skinny_ctas = ceil_div(p.n, 32);
-  if (p.m <= 8) return skinny_ctas <= sms && p.k <= 4096 ? kSkinny8s : kSkinny8c3;
-  if (p.m <= 16) return skinny_ctas <= sms ? kSkinny16c : kSkinny16c3;
-  if (p.m <= 32) return small_n ? kDecodeN64c8 : kDecodeN64x2;
+  const bool one_wave = skinny_ctas <= sms;
+  if (p.m <= 8) return one_wave && p.k <= 4096 ? kSkinny8s : kSkinny8c3;
+  if (p.m <= 16) return !one_wave ? kSkinny16c3 : (p.k <= 4096 ? kSkinny8c3 : kSkinny16c);
+  if (p.m <= 32) {
+    if (one_wave) return kSkinny32c3;
+    return small_n ? kDecodeN64c8 : kDecodeN64x2;
+  }
   if (p.m <= 64) {
     // clusters of 8 pay off once there are more than ~80 weight tiles (Llama-3 qkv, N = 6144), not below
     if (small_n) return p.n <= 5120 ? kDecodeN64c1 : kDecodeN64c8;
