@@ -13,6 +13,8 @@ namespace vllm_sq {
 struct DeviceInfo {
   int arch = 0;  // 10 * major + minor
   int sm_count = 0;
+  int smem_per_sm = 0;            // shared memory of a multiprocessor, bytes
+  int smem_reserved_per_cta = 0;  // of it, what the system takes per resident CTA
 };
 
 inline const DeviceInfo& device_info(int device) {
@@ -20,11 +22,15 @@ inline const DeviceInfo& device_info(int device) {
   TORCH_CHECK(device >= 0 && device < 64, "device index ", std::to_string(device), " out of range");
   DeviceInfo& info = infos[device];
   if (info.arch == 0) {
-    int major = 0, minor = 0, sms = 0;
+    int major = 0, minor = 0, sms = 0, smem = 0, reserved = 0;
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
     info.sm_count = sms;
+    info.smem_per_sm = smem;
+    info.smem_reserved_per_cta = reserved;
     info.arch = major * 10 + minor;
   }
   return info;

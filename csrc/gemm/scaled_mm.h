@@ -28,6 +28,8 @@ struct ScaledMmParams {
   bool b_per_channel = false;
   OutDtype out_dtype = OutDtype::kBFloat16;
   int sm_count = 0;                 // multiprocessors of the device (persistent / stream-K schedulers)
+  int smem_per_sm = 0;              // shared memory per multiprocessor and the part reserved per CTA (the skinny
+  int smem_reserved_per_cta = 0;    // kernel caps its CTAs per SM with them)
   bool weight_read_early_ok = false; // b is not written by the kernel before (pdl_registry.h): a kernel may be
                                      // launched as its programmatic dependent and read b before the wait
 };

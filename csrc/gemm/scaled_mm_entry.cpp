@@ -102,6 +102,8 @@ at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tenso
   p.out = out.data_ptr();
   const DeviceInfo& info = device_info(a.get_device());
   p.sm_count = info.sm_count;
+  p.smem_per_sm = info.smem_per_sm;
+  p.smem_reserved_per_cta = info.smem_reserved_per_cta;
   const int arch = kernel_arch(info.arch);
   auto stream = c10::cuda::getCurrentCUDAStream(a.get_device());
   // The skinny kernel reads the weight, its scales and the bias before it waits for the kernel before it.

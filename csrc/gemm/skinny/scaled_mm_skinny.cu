@@ -2,6 +2,8 @@
 // the sm_90 dispatch table lists these next to the CUTLASS configurations.
 #include "gemm/skinny/skinny_mma.cuh"
 
+#include <algorithm>
+
 namespace vllm_sq {
 namespace {
 
@@ -13,15 +15,29 @@ using namespace skinny;
 // Private ring, 6 stages (120 KB, one CTA per SM): all of a warp's K steps in flight on o_proj-sized weights; the
 // table's choice at M <= 8 where the CTAs fit one wave and K <= 4096 (sweep 17c: 7B/8B o_proj 8.3 us against 8.6 for
 // the shared ring).
-using Skinny8s = SkinnyConfig<8, 2, 8, 6, false>;
-// Shared rings (skinny_mma.cuh). Three stages (69-111 KB: two CTAs per SM) everywhere else at M <= 32, five
-// (138 KB, one CTA per SM) for 9-16 tokens on long rows in one wave. Sweep 17b/17c against the private rings and
-// their register-only predecessors (removed; their numbers are in those files) and the CUTLASS decode tiles: 7B qkv
+using Skinny8s = SkinnyConfig<8, 2, 8, 6, false, 1>;
+// Shared rings (skinny_mma.cuh). Three stages, two CTAs per SM, everywhere else at M <= 16; five stages (138 KB) for
+// 9-16 tokens on long rows in one wave, and 32 tokens, both one CTA per SM. Sweep 17c against the private rings and
+// their register-only predecessors (removed; their numbers are in sweep 17b) and the CUTLASS decode tiles: 7B qkv
 // M = 1 19.5 us (private 21.0, registers 21.1, cluster tile 23.1), 13B down 26.7 (cluster tile 28.6).
-using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, true>;
-using Skinny16c = SkinnyConfig<16, 2, 8, 5, true>;
-using Skinny16c3 = SkinnyConfig<16, 2, 8, 3, true>;
-using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, true>;
+// CTAs per SM matter behind a programmatic launch (run 17d, the same kernels with the partial sums moved into the
+// ring, which let more CTAs fit): 7B o_proj behind the quantization at M = 16 (8-token CTAs, three per SM instead
+// of two) 9.5 -> 10.1 us, at M = 32 (32-token CTAs, two instead of one) 10.4 -> 12.7, unchanged alone. Our reading:
+// the CTAs are placed on the SMs the kernel before frees first, and stack up there.
+using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, true, 2>;
+using Skinny16c = SkinnyConfig<16, 2, 8, 5, true, 1>;
+using Skinny16c3 = SkinnyConfig<16, 2, 8, 3, true, 2>;
+using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, true, 1>;
+
+// Dynamic shared memory of a launch: what the configuration needs, padded so that no more than Cfg::kCtasPerSm
+// CTAs fit an SM ((c + 1) CTAs of S + reserved bytes exceed the SM's shared memory once S > smem / (c + 1) -
+// reserved).
+template <class Cfg>
+size_t launch_smem(const ScaledMmParams& p) {
+  if (p.smem_per_sm <= 0) return Cfg::kSmemBytes;
+  const int cap = p.smem_per_sm / (Cfg::kCtasPerSm + 1) - p.smem_reserved_per_cta + 128;
+  return static_cast<size_t>(std::max(Cfg::kSmemBytes, cap));
+}
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
@@ -44,14 +60,14 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmat
                                                 : skinny_scaled_mm<Cfg, __half>;
     }
   }();
-  if constexpr (Cfg::kSmemBytes > 48 * 1024) {  // above the default limit of dynamic shared memory
-    const cudaError_t err =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  const size_t smem = launch_smem<Cfg>(p);
+  if (smem > 48 * 1024) {  // above the default limit of dynamic shared memory
+    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (err != cudaSuccess) return cudaGetErrorString(err);
   }
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
   // the activation).
-  const cudaError_t err = pdl::launch(kernel, grid, block, Cfg::kSmemBytes, stream, programmatic, p);
+  const cudaError_t err = pdl::launch(kernel, grid, block, smem, stream, programmatic, p);
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
 }
 

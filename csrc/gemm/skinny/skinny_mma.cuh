@@ -35,13 +35,15 @@ namespace vllm_sq::skinny {
 // depth, K steps (private) or chunks (shared) of which Stages - 1 are in flight.
 // Private ring: each thread copies its own pieces (64-byte K steps: warp w takes steps w, w + W, ...) and reads back
 // only those. Shared ring: a stage is a chunk of 64 x Warps K bytes of all the CTA's rows and tokens.
-template <int Tokens, int RowBlocks, int Warps, int Stages, bool SharedRing>
+// CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory so that no more fit, scaled_mm_skinny.cu).
+template <int Tokens, int RowBlocks, int Warps, int Stages, bool SharedRing, int CtasPerSm>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Stages >= 2);
   static_assert(!SharedRing || (Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0),
                 "the shared ring: one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
   static constexpr int kStages = Stages;
   static constexpr bool kSharedRing = SharedRing;
+  static constexpr int kCtasPerSm = CtasPerSm;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
