@@ -28,6 +28,10 @@ using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, true, 2>;
 using Skinny16c = SkinnyConfig<16, 2, 8, 5, true, 1>;
 using Skinny16c3 = SkinnyConfig<16, 2, 8, 3, true, 2>;
 using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, true, 1>;
+// 16-row CTAs, three per SM (A/B, run 17g): past one wave of 32-row CTAs (13B o_proj: 160 of them on 132 SMs,
+// Llama-3 qkv: 192) the SMs that get two finish last; twice as many smaller CTAs spread the rows more evenly.
+using Skinny8c3r = SkinnyConfig<8, 1, 8, 3, true, 3>;
+using Skinny16c3r = SkinnyConfig<16, 1, 8, 3, true, 3>;
 
 // Dynamic shared memory of a launch: what the configuration needs, padded so that no more than Cfg::kCtasPerSm
 // CTAs fit an SM ((c + 1) CTAs of S + reserved bytes exceed the SM's shared memory once S > smem / (c + 1) -
@@ -82,6 +86,8 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny16c", check<Skinny16c>, launch<Skinny16c>},
     {"Skinny16c3", check<Skinny16c3>, launch<Skinny16c3>},
     {"Skinny32c3", check<Skinny32c3>, launch<Skinny32c3>},
+    {"Skinny8c3r", check<Skinny8c3r>, launch<Skinny8c3r>},
+    {"Skinny16c3r", check<Skinny16c3r>, launch<Skinny16c3r>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

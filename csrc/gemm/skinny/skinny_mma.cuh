@@ -152,9 +152,11 @@ template <class Cfg, class Out>
 struct Epilogue {
   static constexpr int TB = Cfg::kTokenBlocks, W = Cfg::kWarps;
   static constexpr int kFrags = Cfg::kRowBlocks * TB * 4;
-  static constexpr int kPerThread = kFrags / W;
-  static_assert(kFrags % W == 0, "each thread writes whole outputs");
+  static constexpr int kOutputs = kFrags * 32;                         // per CTA
+  static constexpr int kPerThread = (kOutputs + W * 32 - 1) / (W * 32);  // the last round may leave threads idle
   float sb[kPerThread], bias[kPerThread], sa[kPerThread];  // zero for outputs past N or M
+
+  __device__ __forceinline__ static bool live(int r) { return threadIdx.x + r * W * 32 < kOutputs; }
 
   // Row and token of this thread's output r (recomputed where needed: fewer live registers in the main loop).
   __device__ __forceinline__ static int64_t row(int r, int64_t n0) {
@@ -171,7 +173,7 @@ struct Epilogue {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
       const int64_t n = row(r, n0);
-      const bool in = n < p.n;
+      const bool in = live(r) && n < p.n;
       sb[r] = in ? p.b_scales[p.b_per_channel ? n : 0] : 0.0f;
       bias[r] = in && b != nullptr ? to_float(b[n]) : 0.0f;
     }
@@ -181,7 +183,7 @@ struct Epilogue {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
       const int64_t m = token(r, m0);
-      sa[r] = m < p.m ? p.a_scales[p.a_per_token ? m : 0] : 0.0f;
+      sa[r] = live(r) && m < p.m ? p.a_scales[p.a_per_token ? m : 0] : 0.0f;
     }
   }
   // Sums the warps' int32 partials (exact) through `partial` (shared memory, Cfg::kPartialBytes, free for the
@@ -201,6 +203,7 @@ struct Epilogue {
     Out* out = static_cast<Out*>(p.out);
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
+      if (!live(r)) break;
       const int o = threadIdx.x + r * W * 32;
       int sum = 0;
 #pragma unroll
