@@ -90,18 +90,19 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   const bool small_n = p.n <= 8192;
   const bool large_n = p.n > 16384;
   const int sms = p.sm_count > 0 ? p.sm_count : 132;
-  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. Sweeps 17b and 17c
-  // (each configuration's GEMM alone and behind our quantization, three models, M = 1-64): the three-stage
-  // shared rings (two CTAs per SM) lead past one wave of 32-row CTAs and on long rows (7B qkv M = 1 19.5 us
-  // against 21.0 for the private ring, 13B down 26.7 against 28.6 for the cluster tile). In one wave (N <= 4224):
-  // the private ring at M <= 8 and K <= 4096 (7B/8B o_proj 8.3 against 8.6); at 9-16 tokens two 8-token CTAs per
-  // row block on short rows (o_proj behind the quantization 9.5 against 9.9 for 16-token CTAs), the five-stage
-  // 16-token ring on long ones (7B down 20.3 against 23.4 for the cluster tile); 32-token CTAs up to 32 tokens
-  // (7B o_proj M = 32 behind the quantization 10.4 against 12.2).
+  // A few tokens: stream the weight through every SM (skinny_mma.cuh), no per-tile pipeline. Sweeps 17c and 17g
+  // (each configuration's GEMM alone and behind our quantization, three models, M = 1-64): the three-stage shared
+  // rings lead everywhere at M <= 16. 16-row CTAs (three per SM) on small N at M <= 8 and everywhere at 9-16
+  // tokens: past one wave of 32-row CTAs they spread the rows evenly (13B o_proj M = 16 12.8 -> 12.1 us, Llama-3
+  // qkv 12.0 -> 11.1, 13B gate_up 53.8 -> 52.3), and on small N at M <= 8 they beat the 32-row ones by 0.2-0.5 us
+  // (7B o_proj 8.3 -> 8.1, 7B down 18.3 -> 17.8); on larger N at M <= 8 the 32-row CTAs (7B qkv 19.4 against
+  // 19.6). On short one-wave rows (o_proj) at 9-16 tokens, two 8-token CTAs per row block (behind the
+  // quantization 9.4 against 9.7); 32-token CTAs up to 32 tokens where they fit one wave (7B o_proj M = 32 behind
+  // the quantization 10.4 against 12.2 for the cluster tile).
   const int64_t skinny_ctas = ceil_div(p.n, 32);
   const bool one_wave = skinny_ctas <= sms;
-  if (p.m <= 8) return one_wave && p.k <= 4096 ? kSkinny8s : kSkinny8c3;
-  if (p.m <= 16) return !one_wave ? kSkinny16c3 : (p.k <= 4096 ? kSkinny8c3 : kSkinny16c);
+  if (p.m <= 8) return small_n ? kSkinny8c3r : kSkinny8c3;
+  if (p.m <= 16) return one_wave && p.k <= 4096 ? kSkinny8c3 : kSkinny16c3r;
   if (p.m <= 32) {
     if (one_wave) return kSkinny32c3;
     return small_n ? kDecodeN64c8 : kDecodeN64x2;
