@@ -3,11 +3,11 @@
 // Why not CUTLASS. A 64-row wgmma tile holding 1-16 tokens wastes most of the tensor core, which does not matter,
 // but the CUTLASS kernels also pay a fixed cost per CTA (TMA descriptor fetch, barrier setup, cluster launch,
 // a pipeline that fills and drains once per tile) and give one CTA a long serial K loop over 64-256 weight rows.
-// Here the weight is streamed in 16-byte cp.async pieces by every warp of the GPU at once: a CTA owns 32 weight
-// rows and its warps split K between them. Two shared-memory rings keep pieces in flight (SkinnyConfig): one
-// private to each thread (no barriers; each copy instruction of a warp takes 64 bytes of eight rows), or one the
-// CTA's warps fill together, each copy instruction taking 512 contiguous bytes of one row (benchmarks/read_bw.cu:
-// 4-7% more read bandwidth), with mbarriers between the warps. Launched as a programmatic dependent of the
+// Here the weight is streamed in 16-byte cp.async pieces by every warp of the GPU at once: a CTA owns 16 or 32
+// weight rows and its warps split K between them, through a shared-memory ring the warps fill together, each copy
+// instruction taking 512 contiguous bytes of one row (benchmarks/read_bw.cu: 4-7% more read bandwidth than 64
+// bytes of eight rows, the pattern of the thread-private ring this replaced), with mbarriers between the warps.
+// Launched as a programmatic dependent of the
 // quantization kernel before it (pdl.cuh): the first weight pieces are requested before the activation exists
 // (run 8: the quantization adds 2.3-3.5 us in front of the GEMM instead of 3.4-6.4).
 //
@@ -32,37 +32,31 @@
 namespace vllm_sq::skinny {
 
 // Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K; Stages: ring
-// depth, K steps (private) or chunks (shared) of which Stages - 1 are in flight.
-// Private ring: each thread copies its own pieces (64-byte K steps: warp w takes steps w, w + W, ...) and reads back
-// only those. Shared ring: a stage is a chunk of 64 x Warps K bytes of all the CTA's rows and tokens.
+// depth in chunks of 64 x Warps K bytes of all the CTA's rows and tokens, Stages - 1 of them in flight;
 // CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory so that no more fit, scaled_mm_skinny.cu).
-template <int Tokens, int RowBlocks, int Warps, int Stages, bool SharedRing, int CtasPerSm>
+template <int Tokens, int RowBlocks, int Warps, int Stages, int CtasPerSm>
 struct SkinnyConfig {
-  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Warps >= 1 && Stages >= 2);
-  static_assert(!SharedRing || (Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0),
-                "the shared ring: one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
+  static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Stages >= 2);
+  static_assert(Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0,
+                "one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
   static constexpr int kStages = Stages;
-  static constexpr bool kSharedRing = SharedRing;
   static constexpr int kCtasPerSm = CtasPerSm;
   static constexpr int kTokens = Tokens;
   static constexpr int kTokenBlocks = Tokens / 8;
   static constexpr int kRowBlocks = RowBlocks;
   static constexpr int kRows = 16 * RowBlocks;
   static constexpr int kWarps = Warps;
-  static constexpr int kPieces = 2 * RowBlocks + Tokens / 8;  // private ring: 16-byte pieces per thread per step
-  // Shared ring: K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
+  // K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
   // read by one quarter-warp's 16-byte loads fall on disjoint banks.
   static constexpr int kChunk = 64 * Warps;
   static constexpr int kPitch = kChunk + 64;
   static constexpr int kStageBytes = (kRows + Tokens) * kPitch;
   // The warps' int32 partial sums, [warp][fragment][lane], summed by the epilogue.
   static constexpr int kPartialBytes = Warps * RowBlocks * kTokenBlocks * 4 * 32 * 4;
-  // Dynamic shared memory: the private rings [warp][stage][piece][lane] x 16 bytes, then the partial sums; or the
-  // shared ring's stages (the partial sums reuse them after the main loop), then a full and an empty mbarrier per
-  // stage.
-  static constexpr int kSmemBytes = SharedRing ? Stages * (kStageBytes + 16)
-                                               : Warps * Stages * kPieces * 32 * 16 + kPartialBytes;
-  static_assert(!SharedRing || kPartialBytes <= Stages * kStageBytes);
+  // Dynamic shared memory: the ring's stages (the partial sums reuse them after the main loop), then a full and an
+  // empty mbarrier per stage.
+  static constexpr int kSmemBytes = Stages * (kStageBytes + 16);
+  static_assert(kPartialBytes <= Stages * kStageBytes);
 };
 
 // 16 bytes global -> shared without registers; src_bytes == 0 writes zeros (a piece past K). cg: weights bypass
@@ -77,25 +71,6 @@ __device__ __forceinline__ void copy_token_async(int4* dst, const int8_t* src, i
                    static_cast<unsigned>(__cvta_generic_to_shared(dst))),
                "l"(src), "r"(src_bytes));
 }
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
-template <int Pending>
-__device__ __forceinline__ void copy_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
-}
-// copy_wait<min(pending, Max)>() for a run-time `pending` (wait_group takes an immediate).
-template <int Max>
-__device__ __forceinline__ void copy_wait_at_most(int pending) {
-  if constexpr (Max == 0) {
-    copy_wait<0>();
-  } else {
-    if (pending >= Max) {
-      copy_wait<Max>();
-    } else {
-      copy_wait_at_most<Max - 1>(pending);
-    }
-  }
-}
-
 // The shared ring's barriers: `full` completes when every thread's copies of a stage have landed (each thread
 // arrives through cp.async.mbarrier.arrive, without raising the expected count), `empty` when every warp has read
 // the stage.
@@ -228,105 +203,15 @@ __device__ __forceinline__ void mma_step(int (&acc)[RB][TB][4], const int4 (&wv)
   }
 }
 
-// Grid (both variants): x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs
+// Grid: x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs
 // that read the same weight rows are launched together, so all but one find them in L2). Block: kWarps warps.
 
-// The private-ring variant. Rows past N and tokens past M read the last valid row instead: their products land in
-// accumulator entries the epilogue never stores, so the loop needs no predicates.
-template <class Cfg, class Out>
-__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
-  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
-  constexpr int P = Cfg::kPieces;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  const int64_t n0 = int64_t(blockIdx.y) * Cfg::kRows;
-  const int64_t m0 = int64_t(blockIdx.x) * Cfg::kTokens;
-  const int steps = (p.k + 63) / 64;
-
-  // This thread's rows and tokens, already offset to its 16 bytes.
-  const int8_t* wrow[RB][2];
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t n = min(n0 + 16 * rb + 8 * h + g, int64_t(p.n) - 1);
-      wrow[rb][h] = p.b + n * p.k + 16 * t;
-    }
-  }
-  const int8_t* xrow[TB];
-#pragma unroll
-  for (int j = 0; j < TB; ++j) {
-    const int64_t m = min(m0 + 8 * j + g, int64_t(p.m) - 1);
-    xrow[j] = p.a + m * p.k + 16 * t;
-  }
-
-  extern __shared__ int4 smem[];
-  int4* mine = smem + size_t(warp) * S * P * 32 + lane;
-  // copies this warp's i-th K step (its weight pieces, its token pieces or both) into slot i % S
-  auto issue = [&](int i, bool weight, bool tokens) {
-    const int s = warp + i * W;
-    if (s < steps) {
-      int4* dst = mine + (i % S) * P * 32;
-      const int64_t k = int64_t(s) * 64;
-      const bool in = k + 16 * t < p.k;  // K % 16 == 0: a thread's 16 bytes are all in or all out
-      const int64_t off = in ? k : 0;
-      const int bytes = in ? 16 : 0;
-      if (weight) {
-#pragma unroll
-        for (int rb = 0; rb < RB; ++rb) {
-          copy_weight_async(dst + (2 * rb) * 32, wrow[rb][0] + off, bytes);
-          copy_weight_async(dst + (2 * rb + 1) * 32, wrow[rb][1] + off, bytes);
-        }
-      }
-      if (tokens) {
-#pragma unroll
-        for (int j = 0; j < TB; ++j) copy_token_async(dst + (2 * RB + j) * 32, xrow[j] + off, bytes);
-      }
-    }
-  };
-
-  Epilogue<Cfg, Out> epi;
-  epi.load_weight_side(p, n0);
-  const int my_steps = steps > warp ? (steps - warp + W - 1) / W : 0;
-  // Prologue: the weight of the first S - 1 steps is requested before the activation's producer has finished
-  // (pdl.cuh); their tokens follow the wait. All of it is one commit group, the oldest of the loop's waits.
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) issue(i, true, false);
-  pdl::wait_for_producer();
-  epi.load_activation_side(p, m0);
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) issue(i, false, true);
-  copy_commit();
-  int acc[RB][TB][4] = {};
-  for (int i = 0; i < my_steps; ++i) {
-    issue(i + S - 1, true, true);  // into the slot step i - 1 used, already in registers
-    copy_commit();
-    // Step i has landed once at most min(i + 1, S - 1) newer groups are pending (the prologue's group holds
-    // steps 0 .. S - 2; each later step has its own).
-    copy_wait_at_most<S - 1>(i + 1);
-    const int4* src = mine + (i % S) * P * 32;
-    int4 wv[RB][2];
-    int4 xv[TB];
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) {
-      wv[rb][0] = src[(2 * rb) * 32];
-      wv[rb][1] = src[(2 * rb + 1) * 32];
-    }
-#pragma unroll
-    for (int j = 0; j < TB; ++j) xv[j] = src[(2 * RB + j) * 32];
-    mma_step(acc, wv, xv);
-  }
-  copy_wait<0>();
-  epi.store(p, acc, n0, m0, reinterpret_cast<int*>(smem + size_t(W) * S * P * 32));
-}
-
-// The shared-ring variant (SkinnyConfig::kSharedRing). Stage i % S holds K chunk i (kChunk bytes) of the CTA's
+// The kernel. Stage i % S holds K chunk i (kChunk bytes) of the CTA's
 // rows and tokens, [row][kPitch]. Copies: warp w fills rows w * kRows / W .. and tokens w * kTokens / W .., lane
 // l the 16 bytes at 16 l of each (one 512-byte run per instruction). Reads: warp w takes the chunk's 64-byte
-// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g: the MMA layout of the private
-// ring, so the same mma_step and epilogue.
+// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g (the MMA layout of Math above).
 template <class Cfg, class Out>
-__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm_shared(const ScaledMmParams p) {
+__global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
   constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, kPitch = Cfg::kPitch, kChunk = Cfg::kChunk;
   constexpr int kRowsPerWarp = kRows / W, kTokensPerWarp = kTokens / W;
