@@ -44,7 +44,10 @@ struct GemmPlan {
 
 // The skinny-M kernel (gemm/skinny/, mma.sync, any arch >= sm_80): a few tokens against a large weight. Its
 // configurations are listed by the sm_90 table; `config` here indexes its own list, in this order.
-enum SkinnyConfigId : int { kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kNumSkinnyConfigs };
+enum SkinnyConfigId : int {
+  kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kSkinny32c5, kSkinny32r4, kSkinny64c3, kSkinny64c4,
+  kNumSkinnyConfigs
+};
 int skinny_num_configs();
 const char* skinny_config_name(int config);
 const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);

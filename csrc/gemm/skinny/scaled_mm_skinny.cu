@@ -22,6 +22,10 @@ using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, 2>;    // 32 rows x 8 tokens, 69 KB o
 using Skinny8c3r = SkinnyConfig<8, 1, 8, 3, 3>;   // 16 rows x 8 tokens, 41 KB, three per SM
 using Skinny16c3r = SkinnyConfig<16, 1, 8, 3, 3>; // 16 rows x 16 tokens, 55 KB, three per SM
 using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, 1>;  // 32 rows x 32 tokens, 111 KB, one per SM
+using Skinny32c5 = SkinnyConfig<32, 2, 8, 5, 1>;  // 32 rows x 32 tokens, 184 KB, one per SM
+using Skinny32r4 = SkinnyConfig<32, 1, 8, 4, 2>;  // 16 rows x 32 tokens, 111 KB, two per SM
+using Skinny64c3 = SkinnyConfig<64, 2, 8, 3, 1>;  // 32 rows x 64 tokens, 166 KB, one per SM
+using Skinny64c4 = SkinnyConfig<64, 2, 8, 4, 1>;  // 32 rows x 64 tokens, 221 KB, one per SM
 
 // Dynamic shared memory of a launch: what the configuration needs, padded so that no more than Cfg::kCtasPerSm
 // CTAs fit an SM ((c + 1) CTAs of S + reserved bytes exceed the SM's shared memory once S > smem / (c + 1) -
@@ -68,6 +72,10 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8c3r", check<Skinny8c3r>, launch<Skinny8c3r>},
     {"Skinny16c3r", check<Skinny16c3r>, launch<Skinny16c3r>},
     {"Skinny32c3", check<Skinny32c3>, launch<Skinny32c3>},
+    {"Skinny32c5", check<Skinny32c5>, launch<Skinny32c5>},
+    {"Skinny32r4", check<Skinny32r4>, launch<Skinny32r4>},
+    {"Skinny64c3", check<Skinny64c3>, launch<Skinny64c3>},
+    {"Skinny64c4", check<Skinny64c4>, launch<Skinny64c4>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");
