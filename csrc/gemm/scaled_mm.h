@@ -42,20 +42,20 @@ struct GemmPlan {
   int config = -1;
 };
 
-// The skinny-M kernel (gemm/skinny/, mma.sync, any arch >= sm_80): a few tokens against a large weight. Its
-// configurations are listed by the sm_90 table; `config` here indexes its own list, in this order.
+#ifdef VLLM_SQ_WITH_SM90
+// The skinny-M kernel (gemm/skinny/, mma.sync with sm_90 barriers and clusters): a few tokens against a large
+// weight. Its configurations are listed by the sm_90 table; `config` here indexes its own list, in this order.
 enum SkinnyConfigId : int {
-  kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kSkinny32c5, kSkinny32r4, kSkinny64c3, kSkinny64c4,
-  kNumSkinnyConfigs
+  kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kSkinny64c3, kSkinny8m4, kSkinny16m2, kSkinny16m4,
+  kSkinny32m2, kSkinny32m4, kSkinny64m2, kSkinny64m4, kNumSkinnyConfigs
 };
 int skinny_num_configs();
 const char* skinny_config_name(int config);
 const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);
-// programmatic: launch with programmatic stream serialization (sm_90+, pdl.cuh), so the weight stream starts
+// programmatic: launch with programmatic stream serialization (pdl.cuh), so the weight stream starts
 // while the kernel before it (the activation's quantization) is still running.
 const char* skinny_run(const ScaledMmParams& p, int config, cudaStream_t stream, bool programmatic);
 
-#ifdef VLLM_SQ_WITH_SM90
 int sm90_num_configs();
 const char* sm90_config_name(int config);
 const char* sm90_plan(const ScaledMmParams& p, bool azp, int config, GemmPlan* plan);
