@@ -123,27 +123,17 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, unsigned by
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
                : "memory");
 }
-// Arrives on the barrier at the same offset in the shared memory of cluster CTA `rank`.
+// Arrives on the barrier at the same offset in the shared memory of cluster CTA `rank`. CTA-scope release, as for a
+// local arrival: it orders this thread's reads of the stage before the peer's refill. With cluster-scope arrivals
+// and waits these configurations ran 2-5x slower (sweep 18c).
 __device__ __forceinline__ void mbar_arrive_remote(uint64_t* bar, unsigned rank) {
   asm volatile(
       "{\n"
       ".reg .b32 remote;\n"
       "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
       "}\n" ::"r"(smem_addr(bar)),
       "r"(rank)
-      : "memory");
-}
-// Waits for a phase whose arrivals may come from other CTAs of the cluster.
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, unsigned parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n"
-      "}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
       : "memory");
 }
 // `bytes` (a multiple of 16) global -> the same shared offset in every CTA of `mask`, each CTA's barrier at `bar`'s
@@ -362,13 +352,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   for (int c = 0; c < chunks; ++c) {
     const int next = c + S - 1;
     if (next < chunks) {  // refill the stage chunk c - 1 used, once every warp has read it
-      if (next >= S) {
-        if constexpr (kShared) {
-          mbar_wait_cluster(&empty[next % S], ((next / S) - 1) & 1);
-        } else {
-          mbar_wait(&empty[next % S], ((next / S) - 1) & 1);
-        }
-      }
+      if (next >= S) mbar_wait(&empty[next % S], ((next / S) - 1) & 1);
       issue(next, true, true);
       mbar_arrive_on_copies(&full[next % S]);
     }
