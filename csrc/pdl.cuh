@@ -22,40 +22,22 @@
 
 namespace vllm_sq::pdl {
 
-// Launches kernel<<<grid, block, smem, stream>>>(args...) in clusters of `cluster` CTAs (1 x 1 x 1: none), as a
-// programmatic dependent of the kernel before it on the stream when `programmatic`.
+// Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel before it
+// on the stream when `programmatic`.
 template <class... Params, class... Args>
-cudaError_t launch_clustered(void (*kernel)(Params...), dim3 grid, dim3 cluster, dim3 block, size_t smem,
-                             cudaStream_t stream, bool programmatic, Args... args) {
-  cudaLaunchAttribute attrs[2];
-  unsigned n = 0;
-  if (programmatic) {
-    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[n].val.programmaticStreamSerializationAllowed = 1;
-    ++n;
-  }
-  if (cluster.x * cluster.y * cluster.z > 1) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster.x;
-    attrs[n].val.clusterDim.y = cluster.y;
-    attrs[n].val.clusterDim.z = cluster.z;
-    ++n;
-  }
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   bool programmatic, Args... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  config.attrs = n > 0 ? attrs : nullptr;
-  config.numAttrs = n;
+  config.attrs = programmatic ? &attr : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, args...);
-}
-
-// The same without clusters.
-template <class... Params, class... Args>
-cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   bool programmatic, Args... args) {
-  return launch_clustered(kernel, grid, dim3(1, 1, 1), block, smem, stream, programmatic, args...);
 }
 
 __device__ __forceinline__ void launch_dependents() {

@@ -1,5 +1,5 @@
-// Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for sm_90a only (mbarrier try_wait,
-// clusters, bulk copies); the sm_90 dispatch table lists these next to the CUTLASS configurations.
+// Configurations and launch of the skinny-M int8 GEMM (skinny_mma.cuh). Built for sm_90a only, with the CUTLASS
+// kernels (its ring uses sm_90 mbarrier waits); the sm_90 dispatch table lists these next to them.
 #include "gemm/skinny/skinny_mma.cuh"
 
 #include <algorithm>
@@ -22,15 +22,6 @@ using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, 2>;    // 32 rows x 8 tokens, 69 KB o
 using Skinny8c3r = SkinnyConfig<8, 1, 8, 3, 3>;   // 16 rows x 8 tokens, 41 KB, three per SM
 using Skinny16c3r = SkinnyConfig<16, 1, 8, 3, 3>; // 16 rows x 16 tokens, 55 KB, three per SM
 using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, 1>;  // 32 rows x 32 tokens, 111 KB, one per SM
-using Skinny64c3 = SkinnyConfig<64, 2, 8, 3, 1>;  // 32 rows x 64 tokens, 166 KB, one per SM
-// Shared tokens (sm_90): the same CTAs in clusters of 2 or 4 consecutive row blocks, the tokens multicast.
-using Skinny8m4 = SkinnyConfig<8, 1, 8, 3, 3, 4>;
-using Skinny16m2 = SkinnyConfig<16, 1, 8, 3, 3, 2>;
-using Skinny16m4 = SkinnyConfig<16, 1, 8, 3, 3, 4>;
-using Skinny32m2 = SkinnyConfig<32, 2, 8, 3, 1, 2>;
-using Skinny32m4 = SkinnyConfig<32, 2, 8, 3, 1, 4>;
-using Skinny64m2 = SkinnyConfig<64, 2, 8, 3, 1, 2>;
-using Skinny64m4 = SkinnyConfig<64, 2, 8, 3, 1, 4>;
 
 // Dynamic shared memory of a launch: what the configuration needs, padded so that no more than Cfg::kCtasPerSm
 // CTAs fit an SM ((c + 1) CTAs of S + reserved bytes exceed the SM's shared memory once S > smem / (c + 1) -
@@ -44,8 +35,7 @@ size_t launch_smem(const ScaledMmParams& p) {
 
 template <class Cfg>
 const char* check(const ScaledMmParams& p) {
-  constexpr int64_t kClusterRows = int64_t(Cfg::kRows) * Cfg::kCluster;
-  const int64_t row_blocks = (int64_t(p.n) + kClusterRows - 1) / kClusterRows * Cfg::kCluster;
+  const int64_t row_blocks = (int64_t(p.n) + Cfg::kRows - 1) / Cfg::kRows;
   if (row_blocks > 65535) return "skinny GEMM: N too large for this configuration (grid.y > 65535)";
   return "";
 }
@@ -53,10 +43,7 @@ const char* check(const ScaledMmParams& p) {
 template <class Cfg>
 const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
   if (const char* err = check<Cfg>(p); *err) return err;
-  // grid.y: whole clusters (their last CTAs may hold rows past N only: clamped reads, no stores)
-  constexpr int64_t kClusterRows = int64_t(Cfg::kRows) * Cfg::kCluster;
-  const dim3 grid((p.m + Cfg::kTokens - 1) / Cfg::kTokens,
-                  static_cast<unsigned>((p.n + kClusterRows - 1) / kClusterRows * Cfg::kCluster));
+  const dim3 grid((p.m + Cfg::kTokens - 1) / Cfg::kTokens, (p.n + Cfg::kRows - 1) / Cfg::kRows);
   const dim3 block(Cfg::kWarps * 32);
   const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
                                                           : skinny_scaled_mm<Cfg, __half>;
@@ -67,8 +54,7 @@ const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmat
   }
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
   // the activation).
-  const cudaError_t err =
-      pdl::launch_clustered(kernel, grid, dim3(1, Cfg::kCluster, 1), block, smem, stream, programmatic, p);
+  const cudaError_t err = pdl::launch(kernel, grid, block, smem, stream, programmatic, p);
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
 }
 
@@ -82,14 +68,6 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8c3r", check<Skinny8c3r>, launch<Skinny8c3r>},
     {"Skinny16c3r", check<Skinny16c3r>, launch<Skinny16c3r>},
     {"Skinny32c3", check<Skinny32c3>, launch<Skinny32c3>},
-    {"Skinny64c3", check<Skinny64c3>, launch<Skinny64c3>},
-    {"Skinny8m4", check<Skinny8m4>, launch<Skinny8m4>},
-    {"Skinny16m2", check<Skinny16m2>, launch<Skinny16m2>},
-    {"Skinny16m4", check<Skinny16m4>, launch<Skinny16m4>},
-    {"Skinny32m2", check<Skinny32m2>, launch<Skinny32m2>},
-    {"Skinny32m4", check<Skinny32m4>, launch<Skinny32m4>},
-    {"Skinny64m2", check<Skinny64m2>, launch<Skinny64m2>},
-    {"Skinny64m4", check<Skinny64m4>, launch<Skinny64m4>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

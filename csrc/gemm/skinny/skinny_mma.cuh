@@ -33,16 +33,12 @@ namespace vllm_sq::skinny {
 
 // Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K; Stages: ring
 // depth in chunks of 64 x Warps K bytes of all the CTA's rows and tokens, Stages - 1 of them in flight;
-// CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory so that no more fit, scaled_mm_skinny.cu);
-// Cluster: CTAs of consecutive row blocks that share the tokens (sm_90 only, see "Shared tokens" below).
-template <int Tokens, int RowBlocks, int Warps, int Stages, int CtasPerSm, int Cluster = 1>
+// CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory so that no more fit, scaled_mm_skinny.cu).
+template <int Tokens, int RowBlocks, int Warps, int Stages, int CtasPerSm>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Stages >= 2);
   static_assert(Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0,
                 "one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
-  static_assert(Cluster == 1 || (Cluster <= 8 && Tokens % Cluster == 0 && Tokens / Cluster <= Warps * 32),
-                "each CTA of a cluster multicasts Tokens / Cluster of the tokens, one thread per token");
-  static constexpr int kCluster = Cluster;
   static constexpr int kStages = Stages;
   static constexpr int kCtasPerSm = CtasPerSm;
   static constexpr int kTokens = Tokens;
@@ -99,51 +95,6 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
       "@!done bra WAIT_%=;\n"
       "}\n" ::"r"(smem_addr(bar)),
       "r"(parity)
-      : "memory");
-}
-
-// Shared tokens (Cluster > 1, sm_90): every CTA of a cluster needs the same tokens, and at 32-64 tokens re-reading
-// them from L2 per CTA costs as much time as the weight stream (sweep 18b: 7B o_proj, 32 rows x 64 tokens per CTA,
-// 11.1 us at M = 32 against 9.7 for 32 x 32). So each CTA copies Tokens / Cluster of the tokens with one bulk copy
-// per token and chunk, multicast into the same stage of every CTA of the cluster; the stage's full barrier also
-// counts those bytes (expect_tx), and its empty barrier counts the warps of the whole cluster, since refilling a
-// stage now writes into every CTA's ring.
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r = 0;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_arrive() {
-  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait() {
-  asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
-               : "memory");
-}
-// Arrives on the barrier at the same offset in the shared memory of cluster CTA `rank`. CTA-scope release, as for a
-// local arrival: it orders this thread's reads of the stage before the peer's refill. With cluster-scope arrivals
-// and waits these configurations ran 2-5x slower (sweep 18c).
-__device__ __forceinline__ void mbar_arrive_remote(uint64_t* bar, unsigned rank) {
-  asm volatile(
-      "{\n"
-      ".reg .b32 remote;\n"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
-      "}\n" ::"r"(smem_addr(bar)),
-      "r"(rank)
-      : "memory");
-}
-// `bytes` (a multiple of 16) global -> the same shared offset in every CTA of `mask`, each CTA's barrier at `bar`'s
-// offset receiving the bytes that land in it.
-__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes, uint64_t* bar,
-                                                    uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], "
-      "%4;" ::"r"(smem_addr(dst)),
-      "l"(src), "r"(bytes), "r"(smem_addr(bar)), "h"(mask)
       : "memory");
 }
 
@@ -264,8 +215,6 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
   constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, kPitch = Cfg::kPitch, kChunk = Cfg::kChunk;
   constexpr int kRowsPerWarp = kRows / W, kTokensPerWarp = kTokens / W;
-  constexpr int C = Cfg::kCluster;
-  constexpr bool kShared = C > 1;  // tokens multicast across the cluster (Shared tokens above)
   extern __shared__ int4 smem[];
   int8_t* const ring = reinterpret_cast<int8_t*>(smem);
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + S * Cfg::kStageBytes);
@@ -278,18 +227,12 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
-      mbar_init(&full[s], W * 32 + (kShared ? 1 : 0));  // + the arrival that announces the multicast bytes
-      mbar_init(&empty[s], W * C);
+      mbar_init(&full[s], W * 32);
+      mbar_init(&empty[s], W);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  if constexpr (kShared) {  // the peers' copies and arrivals need this CTA's barriers initialized
-    cluster_arrive();
-    cluster_wait();
-  } else {
-    __syncthreads();
-  }
-  const unsigned rank = kShared ? cluster_rank() : 0;
+  __syncthreads();
 
   // Rows past N and tokens past M copy the last valid one (never stored, as in the other variants).
   const int8_t* wsrc[kRowsPerWarp];
@@ -302,10 +245,6 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   for (int j = 0; j < kTokensPerWarp; ++j) {
     xsrc[j] = p.a + min(m0 + warp * kTokensPerWarp + j, int64_t(p.m) - 1) * p.k + 16 * lane;
   }
-  // Shared tokens: thread i < Tokens / C of cluster CTA `rank` multicasts token rank * Tokens / C + i.
-  const int shared_token = int(rank) * (kTokens / C) + int(threadIdx.x);
-  const bool multicaster = kShared && threadIdx.x < kTokens / C;
-  const int8_t* shared_src = p.a + min(m0 + shared_token, int64_t(p.m) - 1) * p.k;
   // copies chunk c into its stage: the weight rows, the tokens or both; 16 bytes past K are zero-filled
   auto issue = [&](int c, bool weight, bool tokens) {
     int8_t* dst = ring + (c % S) * Cfg::kStageBytes + 16 * lane;
@@ -319,14 +258,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
         copy_weight_async(reinterpret_cast<int4*>(dst + (warp * kRowsPerWarp + r) * kPitch), wsrc[r] + off, bytes);
       }
     }
-    if (tokens && kShared) {  // bytes past K are left stale: their weight bytes are zero
-      const unsigned chunk_bytes = unsigned(min(int64_t(kChunk), p.k - k));
-      if (threadIdx.x == 0) mbar_arrive_expect_tx(&full[c % S], kTokens * chunk_bytes);
-      if (multicaster) {
-        bulk_copy_multicast(ring + (c % S) * Cfg::kStageBytes + (kRows + shared_token) * kPitch, shared_src + k,
-                            chunk_bytes, &full[c % S], uint16_t((1u << C) - 1));
-      }
-    } else if (tokens) {
+    if (tokens) {
 #pragma unroll
       for (int j = 0; j < kTokensPerWarp; ++j) {
         copy_token_async(reinterpret_cast<int4*>(dst + (kRows + warp * kTokensPerWarp + j) * kPitch), xsrc[j] + off,
@@ -368,19 +300,11 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
 #pragma unroll
     for (int j = 0; j < TB; ++j) xv[j] = *reinterpret_cast<const int4*>(src + (kRows + 8 * j + g) * kPitch);
     __syncwarp();
-    if constexpr (kShared) {
-      if (lane < C) mbar_arrive_remote(&empty[c % S], lane);  // every CTA's copy of this stage may be refilled
-    } else {
-      if (lane == 0) mbar_arrive(&empty[c % S]);
-    }
+    if (lane == 0) mbar_arrive(&empty[c % S]);
     mma_step(acc, wv, xv);
   }
-  // Every multicast into this CTA has landed (its full barriers counted them), but the peers may still arrive on
-  // its empty barriers: the CTA stays resident until the whole cluster is past its main loop.
-  if constexpr (kShared) cluster_arrive();
   __syncthreads();  // every warp is done with the ring: the partial sums take its first bytes
   epi.store(p, acc, n0, m0, reinterpret_cast<int*>(ring));
-  if constexpr (kShared) cluster_wait();
 }
 
 }  // namespace vllm_sq::skinny

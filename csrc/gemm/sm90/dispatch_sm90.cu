@@ -57,10 +57,8 @@ enum Config : int {  // the skinny configurations first, under their SkinnyConfi
   kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
-    skinny_entry<kSkinny8c3>(),  skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
-    skinny_entry<kSkinny32c3>(), skinny_entry<kSkinny64c3>(), skinny_entry<kSkinny8m4>(),
-    skinny_entry<kSkinny16m2>(), skinny_entry<kSkinny16m4>(), skinny_entry<kSkinny32m2>(),
-    skinny_entry<kSkinny32m4>(), skinny_entry<kSkinny64m2>(), skinny_entry<kSkinny64m4>(),
+    skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
+    skinny_entry<kSkinny32c3>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
