@@ -18,12 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.clock_summary import summarize as summarize_clocks
 from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
 from benchmarks.serve_throughput import CONFIGS, random_prompts
 from benchmarks.subproc import run_logged
@@ -80,9 +83,11 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
+    extra = {} if spec.get("num_gpu_blocks") is None else {"num_gpu_blocks_override": spec["num_gpu_blocks"]}
     llm = LLM(model=spec["model_dir"], load_format="dummy", dtype="bfloat16", kv_cache_dtype=spec["kv_cache_dtype"],
               gpu_memory_utilization=spec["gpu_memory_utilization"], seed=0,
-              compilation_config={"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]})
+              compilation_config={"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]}, **extra)
+    num_gpu_blocks = llm.llm_engine.vllm_config.cache_config.num_gpu_blocks
     vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
     seeds = iter(range(7, 10_000))
 
@@ -117,7 +122,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             traces[label] = json.loads(Path(f.name).read_text())
     if spec.get("prefill_only"):  # the prefill run itself: every kernel of one forward over all prompts
         table = kernel_table(traces["prefill"], 1)
-        return {"run_info": run_info(), "steps": 1, "wall_us_per_step": seconds(1) * 1e6,
+        return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "steps": 1,
+                "wall_us_per_step": seconds(1) * 1e6,
                 "gaps": idle_gaps(traces["prefill"], 1), "busy_us_per_step": table["busy_us_per_step"],
                 "kernels": table["kernels"]}
     full = kernel_table(traces["all"], 1)
@@ -131,10 +137,40 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             rows.append({"name": r["name"], "calls_per_step": (r["calls_per_step"] - calls) / steps,
                          "us_per_step": (r["us_per_step"] - us) / steps, "median_us": r["median_us"]})
     rows.sort(key=lambda r: -r["us_per_step"])
-    return {"run_info": run_info(), "steps": steps, "wall_us_per_step": wall_us_per_step,
+    return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "steps": steps,
+            "wall_us_per_step": wall_us_per_step,
             "gaps": idle_gaps(traces["all"], steps + 1),
             "busy_us_per_step": (full["busy_us_per_step"] - pre["busy_us_per_step"]) / steps,
             "kernels": rows}
+
+
+class ClockLog:
+    """Samples SM clock, power and temperature with nvidia-smi while the block runs (nothing where it is missing):
+    a kernel that differs between two engines may just have run at another clock (the power limit under load)."""
+
+    def __init__(self, path: Path, interval_ms: int = 100) -> None:
+        self.path, self.interval_ms, self.proc = path, interval_ms, None
+
+    def __enter__(self) -> "ClockLog":
+        if shutil.which("nvidia-smi"):
+            with open(self.path, "w") as f:
+                self.proc = subprocess.Popen(
+                    ["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
+                     "--format=csv,noheader,nounits", f"-lms={self.interval_ms}"], stdout=f, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def clock_summary_or_none(path: Path) -> dict[str, float] | None:
+    """benchmarks.clock_summary over a ClockLog's file; None when there are no samples."""
+    try:
+        return summarize_clocks(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -147,14 +183,17 @@ def markdown(report: dict[str, Any]) -> str:
               f"- {report['prompts']} sequences x {report['input_len']} tokens in, {report['steps']} decode steps "
               "profiled (prefill subtracted)") + "; vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
              f"- command: `{report['command']}`", "",
-             "| model | config | wall us per decode step (unprofiled) | GPU busy us per decode step | status |",
-             "|---|---|---|---|---|"]
+             "| model | config | wall us per decode step (unprofiled) | GPU busy us per decode step | KV cache blocks "
+             "| SM MHz / W (median while busy) | status |",
+             "|---|---|---|---|---|---|---|"]
     for e in report["entries"]:
         ok = e.get("status") == "ok"
         busy = f"{e['busy_us_per_step']:.0f}" if ok else "-"
         wall = f"{e['wall_us_per_step']:.0f}" if ok else "-"
-        lines.append(f"| {e['model']} | {e['config']} | {wall} | {busy} | {e.get('status')} "
-                     f"{e.get('error', '')[:120]} |")
+        clocks = e.get("clocks")
+        clock = f"{clocks['sm_mhz_median']:.0f} / {clocks['power_w_median']:.0f}" if clocks else "-"
+        lines.append(f"| {e['model']} | {e['config']} | {wall} | {busy} | {e.get('num_gpu_blocks', '-')} | {clock} "
+                     f"| {e.get('status')} {e.get('error', '')[:120]} |")
     for e in report["entries"]:
         if e.get("status") != "ok":
             continue
@@ -185,6 +224,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="profile the prefill run (prompts x input-len tokens, one output token) instead")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--cudagraph-capture-sizes", default="1,2,4,8,16,24,32,48,64,96,128")
+    p.add_argument("--num-gpu-blocks", type=int, default=None,
+                   help="KV cache blocks for every engine (vLLM's num_gpu_blocks_override), so that the configs' "
+                        "caches have the same size and layout; default: what each engine's memory profile leaves")
     p.add_argument("--config-timeout-s", type=float, default=300.0)
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -219,17 +261,20 @@ def main(argv: list[str] | None = None) -> int:
                     "kv_cache_dtype": kv_dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
                     "cudagraph_capture_sizes": [int(x) for x in args.cudagraph_capture_sizes.split(",")],
                     "prompts": args.prompts, "input_len": args.input_len, "steps": args.steps,
-                    "prefill_only": args.prefill_only}
+                    "prefill_only": args.prefill_only, "num_gpu_blocks": args.num_gpu_blocks}
             spec_path, res_path = work / f"{config}.spec.json", work / f"{config}.result.json"
             spec_path.write_text(json.dumps(spec))
             cmd = [sys.executable, "-m", "benchmarks.serve_profile", "--child", str(spec_path),
                    "--child-out", str(res_path)]
             # one process, so that CUPTI in the child sees the model's kernels
             env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-            res = run_logged(cmd, out / "logs" / f"{args.model}-{config}.log", args.config_timeout_s,
-                             cwd=REPO_ROOT, env=env)
+            clock_log = out / "logs" / f"{args.model}-{config}-clocks.csv"
+            with ClockLog(clock_log):
+                res = run_logged(cmd, out / "logs" / f"{args.model}-{config}.log", args.config_timeout_s,
+                                 cwd=REPO_ROOT, env=env)
             if res_path.exists():
-                entries.append({**entry, "status": "ok", **json.loads(res_path.read_text())})
+                entries.append({**entry, "status": "ok", **json.loads(res_path.read_text()),
+                                "clocks": clock_summary_or_none(clock_log)})
             else:
                 reason = "timed out" if res.timed_out else f"exit code {res.returncode}"
                 entries.append({**entry, "status": "error", "error": f"{reason}: {res.error_line()}"})
