@@ -16,13 +16,28 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace vllm_sq::pdl {
+
+// VLLM_SQ_PDL=0 turns the programmatic launches off: every kernel then starts after the one before it completes.
+// For A/B measurements of what they buy or cost next to other libraries' kernels. Read once per process.
+inline bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("VLLM_SQ_PDL");
+    if (v == nullptr || std::string(v) == "1") return true;
+    if (std::string(v) == "0") return false;
+    throw std::invalid_argument(std::string("VLLM_SQ_PDL must be 0 or 1 (got '") + v + "')");
+  }();
+  return on;
+}
 
 struct Span {
   uintptr_t begin = 0, end = 0;  // [begin, end)

@@ -109,7 +109,7 @@ at::Tensor run_gemm(ScaledMmParams& p, bool azp, int64_t config, const at::Tenso
   // The skinny kernel reads the weight, its scales and the bias before it waits for the kernel before it.
   auto& registry = pdl::Registry::get();
   p.weight_read_early_ok =
-      registry.may_read_early(stream, p.b, static_cast<size_t>(p.n) * static_cast<size_t>(p.k)) &&
+      pdl::enabled() && registry.may_read_early(stream, p.b, static_cast<size_t>(p.n) * static_cast<size_t>(p.k)) &&
       registry.may_read_early(stream, p.b_scales, sizeof(float) * (p.b_per_channel ? p.n : 1)) &&
       (p.bias == nullptr || registry.may_read_early(stream, p.bias, 2 * static_cast<size_t>(p.n)));  // bf16/fp16
   GemmPlan plan;

@@ -703,14 +703,15 @@ void dispatch_nv(int64_t rows, int64_t nvec, Launch&& launch, int cap = 0) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// One CTA per row. On sm_90+ as a programmatic dependent of the kernel before it (pdl.cuh): its CTAs are placed
-// while that kernel drains and start with pdl::wait_for_producer, instead of being launched after it completes.
+// One CTA per row. On sm_90+ as a programmatic dependent of the kernel before it (pdl.cuh; unless VLLM_SQ_PDL=0):
+// its CTAs are placed while that kernel drains and start with pdl::wait_for_producer, instead of being launched
+// after it completes.
 template <class... Params, class... Args>
 void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
   TORCH_CHECK(rows <= INT32_MAX, "quantization: too many rows (", std::to_string(rows), ")");
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));  // the caller's CUDAGuard selected the tensors' device
-  const bool programmatic = device_info(device).arch >= 90;
+  const bool programmatic = device_info(device).arch >= 90 && pdl::enabled();
   C10_CUDA_CHECK(pdl::launch(kernel, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, stream, programmatic,
                              args...));
 }

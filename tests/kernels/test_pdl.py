@@ -156,3 +156,33 @@ def test_quantization_right_after_the_gemm_that_writes_its_input(m, producer):
         torch.cuda.synchronize()
         assert torch.equal(q, ref_q), f"{producer} after GEMM {i}: int8 codes differ"
         assert torch.equal(s, ref_s), f"{producer} after GEMM {i}: scales differ"
+
+
+_PDL_SWITCH_SCRIPT = """
+import torch
+from vllm_sq import ops
+x = (torch.randn(16, 4096, device="cuda") * 3).bfloat16()
+w = torch.randint(-127, 128, (4096, 4096), dtype=torch.int8, device="cuda")
+sw = torch.rand(1, 4096, device="cuda") * 1e-3 + 1e-4
+xq, sx = ops.per_token_quant(x)[:2]
+y = ops.int8_scaled_mm(xq, w.t(), sx, sw, None, torch.bfloat16)
+ref = (xq.double() @ w.double().t()) * sx.double() * sw.double()
+torch.testing.assert_close(y.double(), ref, rtol=1e-2, atol=1e-2)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("value,ok", [("0", True), ("1", True), ("2", False)])
+def test_pdl_switch(value, ok):
+    """VLLM_SQ_PDL=0 launches the quantization and the skinny GEMM as ordinary kernels, 1 (or unset) as programmatic
+    dependents; results are the same. Any other value is refused, by name. A fresh process: it is read once."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PDL_SWITCH_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "VLLM_SQ_PDL": value})
+    if ok:
+        assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+    else:
+        assert proc.returncode != 0 and "VLLM_SQ_PDL must be 0 or 1 (got '2')" in proc.stderr, proc.stderr[-2000:]
