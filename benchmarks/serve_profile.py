@@ -145,8 +145,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class ClockLog:
-    """Samples SM clock, power and temperature with nvidia-smi while the block runs (nothing where it is missing):
-    a kernel that differs between two engines may just have run at another clock (the power limit under load)."""
+    """Samples SM clock, power, temperature and the clock event reasons with nvidia-smi while the block runs (nothing
+    where it is missing): a kernel that differs between two engines may just have run at another clock."""
 
     def __init__(self, path: Path, interval_ms: int = 100) -> None:
         self.path, self.interval_ms, self.proc = path, interval_ms, None
@@ -155,7 +155,7 @@ class ClockLog:
         if shutil.which("nvidia-smi"):
             with open(self.path, "w") as f:
                 self.proc = subprocess.Popen(
-                    ["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
+                    ["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_event_reasons.active",
                      "--format=csv,noheader,nounits", f"-lms={self.interval_ms}"], stdout=f, stderr=subprocess.DEVNULL)
         return self
 
@@ -184,7 +184,7 @@ def markdown(report: dict[str, Any]) -> str:
               "profiled (prefill subtracted)") + "; vLLM engine in-process, torch.compile + CUDA graphs; dummy weights.",
              f"- command: `{report['command']}`", "",
              "| model | config | wall us per decode step (unprofiled) | GPU busy us per decode step | KV cache blocks "
-             "| SM MHz / W (median while busy) | status |",
+             "| SM MHz / W (median while busy; clock event reasons: samples) | status |",
              "|---|---|---|---|---|---|---|"]
     for e in report["entries"]:
         ok = e.get("status") == "ok"
@@ -192,6 +192,8 @@ def markdown(report: dict[str, Any]) -> str:
         wall = f"{e['wall_us_per_step']:.0f}" if ok else "-"
         clocks = e.get("clocks")
         clock = f"{clocks['sm_mhz_median']:.0f} / {clocks['power_w_median']:.0f}" if clocks else "-"
+        if clocks and clocks.get("reasons"):
+            clock += " (" + ", ".join(f"{k} {v}" for k, v in clocks["reasons"].items()) + ")"
         lines.append(f"| {e['model']} | {e['config']} | {wall} | {busy} | {e.get('num_gpu_blocks', '-')} | {clock} "
                      f"| {e.get('status')} {e.get('error', '')[:120]} |")
     for e in report["entries"]:

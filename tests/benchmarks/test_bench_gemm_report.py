@@ -64,6 +64,22 @@ def test_clock_summary_ignores_idle_and_unreadable_samples():
         summarize("garbage\n")
 
 
+def test_clock_summary_counts_the_clock_event_reasons():
+    from benchmarks.clock_summary import summarize
+
+    log = ("2026/11/24 10:00:00.000, 345, 73.0, 31, 0x0000000000000001\n"  # idle: not counted
+           "2026/11/24 10:00:00.100, 1590, 411.2, 46, 0x0000000000000008\n"
+           "2026/11/24 10:00:00.200, 1965, 450.6, 46, 0x0000000000000000\n"
+           "2026/11/24 10:00:00.300, 1785, 582.7, 46, 0x000000000000000C\n")
+    s = summarize(log)
+    assert s["samples"] == 3 and s["sm_mhz_min"] == 1590.0
+    assert s["reasons"] == {"sw_power_cap": 1, "hw_slowdown": 2}
+    assert "reasons" not in summarize("t, 1980, 300.0, 40\n")
+    no_events = summarize("t, 1980, 300.0, 40, 0x0\n")
+    assert no_events["reasons"] == {}
+
+
+
 def test_quantization_table_splits_what_the_quantization_adds():
     meta = {"gpu": "GPU", "date": "2026-11-23T00:00:00Z", "commit": "abc", "vllm": "vLLM 0", "replays": 5}
     us = {"ours_gemm": 9.5, "ours_q_gemm": 12.0, "ours_q": 2.8, "vllm_gemm": 10.5, "vllm_q_gemm": 12.8,
