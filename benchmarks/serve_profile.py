@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.clock_summary import summarize as summarize_clocks
+from benchmarks.dummy_int8 import allow_function_rpc, fill_int8_weights
 from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
 from benchmarks.serve_throughput import CONFIGS, random_prompts
 from benchmarks.subproc import run_logged
@@ -84,10 +85,12 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     from vllm.inputs import TokensPrompt
 
     extra = {} if spec.get("num_gpu_blocks") is None else {"num_gpu_blocks_override": spec["num_gpu_blocks"]}
+    allow_function_rpc()
     llm = LLM(model=spec["model_dir"], load_format="dummy", dtype="bfloat16", kv_cache_dtype=spec["kv_cache_dtype"],
               gpu_memory_utilization=spec["gpu_memory_utilization"], seed=0,
               compilation_config={"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]}, **extra)
     num_gpu_blocks = llm.llm_engine.vllm_config.cache_config.num_gpu_blocks
+    int8_tensors = fill_int8_weights(llm)  # every config's int8 weights alike (benchmarks/dummy_int8.py)
     vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
     seeds = iter(range(7, 10_000))
 
@@ -122,7 +125,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             traces[label] = json.loads(Path(f.name).read_text())
     if spec.get("prefill_only"):  # the prefill run itself: every kernel of one forward over all prompts
         table = kernel_table(traces["prefill"], 1)
-        return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "steps": 1,
+        return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "int8_tensors_filled": int8_tensors, "steps": 1,
                 "wall_us_per_step": seconds(1) * 1e6,
                 "gaps": idle_gaps(traces["prefill"], 1), "busy_us_per_step": table["busy_us_per_step"],
                 "kernels": table["kernels"]}
@@ -137,7 +140,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             rows.append({"name": r["name"], "calls_per_step": (r["calls_per_step"] - calls) / steps,
                          "us_per_step": (r["us_per_step"] - us) / steps, "median_us": r["median_us"]})
     rows.sort(key=lambda r: -r["us_per_step"])
-    return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "steps": steps,
+    return {"run_info": run_info(), "num_gpu_blocks": num_gpu_blocks, "int8_tensors_filled": int8_tensors,
+            "steps": steps,
             "wall_us_per_step": wall_us_per_step,
             "gaps": idle_gaps(traces["all"], steps + 1),
             "busy_us_per_step": (full["busy_us_per_step"] - pre["busy_us_per_step"]) / steps,

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.dummy_int8 import allow_function_rpc, fill_int8_weights
 from benchmarks.run_info import REPO_ROOT, run_info, smoothquant_plugin_missing
 from benchmarks.subproc import run_logged
 
@@ -121,13 +122,16 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         engine_kwargs["max_model_len"] = spec["max_model_len"]
     if spec.get("cudagraph_capture_sizes"):
         engine_kwargs["compilation_config"] = {"cudagraph_capture_sizes": spec["cudagraph_capture_sizes"]}
+    allow_function_rpc()
     t0 = time.perf_counter()
     llm = LLM(**engine_kwargs)
     startup_s = time.perf_counter() - t0
+    int8_tensors = fill_int8_weights(llm)  # every config's int8 weights alike (benchmarks/dummy_int8.py)
     cache = llm.llm_engine.vllm_config.cache_config
     vocab_size = llm.llm_engine.vllm_config.model_config.get_vocab_size()
     result: dict[str, Any] = {
         "startup_s": startup_s,
+        "int8_tensors_filled": int8_tensors,
         "num_gpu_blocks": cache.num_gpu_blocks,
         "block_size": cache.block_size,
         "kv_cache_tokens": (cache.num_gpu_blocks or 0) * cache.block_size,

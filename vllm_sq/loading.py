@@ -91,13 +91,38 @@ def is_dummy_load() -> bool:
     return config is not None and str(config.load_config.load_format).lower() == "dummy"
 
 
+# Standard deviation of dummy int8 weights: per-channel quantization maps a row's largest |w| (~4.5 sigma of a
+# roughly normal row) to 127.
+DUMMY_INT8_STD = 28.0
+
+
+def dummy_int8_(weight: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Fills an int8 tensor in place with values distributed like a quantized layer's (normal, std 28, clipped).
+
+    The values matter for speed comparisons even though the kernels do not branch on them: the tensor cores' power
+    follows how many bits toggle, and a GPU at its power limit lowers its clock for every kernel. vLLM's dummy load
+    leaves int8 weights uninitialized (mostly zeros on fresh memory), so an engine whose weights are random draws
+    more power than one whose weights are zeros (serve run 18: only the engine with random weights hit the H100's
+    software power cap, and FlashAttention, the same kernel in both, ran 4-18% slower in it). Benchmarks fill every
+    engine's int8 weights with this.
+    """
+    if weight.dtype != torch.int8:
+        raise TypeError(f"dummy_int8_ fills int8 tensors (got {weight.dtype})")
+    gen = torch.Generator(device=weight.device).manual_seed(seed)
+    rows = max(1, (1 << 24) // max(1, weight[0].numel())) if weight.dim() > 0 else 1
+    for part in (weight.split(rows) if weight.dim() > 0 else (weight,)):  # a float copy of 16M elements at a time
+        values = torch.randn(part.shape, generator=gen, device=weight.device) * DUMMY_INT8_STD
+        part.copy_(values.round_().clamp_(-127, 127).to(torch.int8))
+    return weight
+
+
 def fill_dummy_int8(weight: torch.Tensor, scale: torch.Tensor, input_scale: torch.Tensor | None = None) -> None:
-    """Benchmark stand-ins for dummy loads: random int8 weights, scales that keep outputs O(|x|).
+    """Benchmark stand-ins for dummy loads: int8 weights distributed like real ones, scales that keep outputs O(|x|).
 
     vLLM's dummy init leaves int8 tensors uninitialized and writes uniform(-1e-3, 1e-3) into float ones,
-    which would be negative scales; int8 GEMM speed does not depend on the values chosen here.
+    which would be negative scales.
     """
-    weight.random_(-127, 128)
-    scale.fill_(1.0 / (127.0 * weight.shape[-1] ** 0.5))
+    dummy_int8_(weight)
+    scale.fill_(1.0 / (DUMMY_INT8_STD * weight.shape[-1] ** 0.5))
     if input_scale is not None:
         input_scale.fill_(0.05)

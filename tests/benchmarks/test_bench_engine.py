@@ -26,6 +26,7 @@ def test_throughput_of_a_smoothquant_dummy_model(tmp_path):
     entry = report["results"][0]
     assert rc == 0, entry.get("error")
     assert entry["status"] == "ok" and entry["quantization"] == "smoothquant"
+    assert entry["int8_tensors_filled"] > 0  # benchmarks/dummy_int8.py reached the engine's weights
     assert entry["workloads"]["mixed"]["output_tokens"] == 4 * 128  # ignore_eos: every token generated
     assert entry["workloads"]["decode"]["output_tokens"] == 2 * 256
     assert entry["workloads"]["decode"]["prompt_tokens"] == 2 * 128
