@@ -57,17 +57,26 @@ class Workload:
     headline: str  # which throughput the table shows: "total" or "output" tokens per second
 
 
-def workloads(num_prompts: int, decode_prompts: int, names: tuple[str, ...] = WORKLOADS) -> list[Workload]:
-    """The three shapes of issue 5: prefill-heavy, mixed, and decode at a fixed batch."""
+def workloads(num_prompts: int, decode_prompts: int | list[int],
+              names: tuple[str, ...] = WORKLOADS) -> list[Workload]:
+    """The three shapes of issue 5: prefill-heavy, mixed, and decode at a fixed batch.
+
+    Several decode batches (a list) become workloads "decode-<batch>", timed in the same engine start, so a
+    batch sweep costs one engine start per config instead of one per batch.
+    """
+    batches = [decode_prompts] if isinstance(decode_prompts, int) else list(decode_prompts)
+    if not batches or min(batches) < 1 or len(set(batches)) != len(batches):
+        raise ValueError(f"decode batches must be distinct positive integers, got {batches}")
+    decode = [Workload("decode" if len(batches) == 1 else f"decode-{b}", b, 128, 256, "output") for b in batches]
     table = {
-        "prefill": Workload("prefill", num_prompts, 1024, 1, "total"),
-        "mixed": Workload("mixed", num_prompts, 512, 128, "output"),
-        "decode": Workload("decode", decode_prompts, 128, 256, "output"),
+        "prefill": [Workload("prefill", num_prompts, 1024, 1, "total")],
+        "mixed": [Workload("mixed", num_prompts, 512, 128, "output")],
+        "decode": decode,
     }
     unknown = set(names) - set(table)
     if unknown:
         raise ValueError(f"unknown workload(s) {sorted(unknown)}; expected some of {WORKLOADS}")
-    return [table[n] for n in names]
+    return [w for n in names for w in table[n]]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -286,7 +295,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, from {WORKLOADS}")
     p.add_argument("--num-prompts", type=int, default=128, help="prompts of the prefill and mixed workloads")
-    p.add_argument("--decode-prompts", type=int, default=64, help="prompts (= batch) of the decode workload")
+    p.add_argument("--decode-prompts", type=lambda v: [int(x) for x in v.split(",")], default=[64],
+                   help="prompts (= batch) of the decode workload; a comma list (16,32,64) times each batch in the "
+                        "same engine start (workloads decode-16, decode-32, ...)")
     p.add_argument("--full", action="store_true", help="all three models, 512 prompts (the note's baseline setup)")
     p.add_argument("--budget-s", type=float, default=None, help="wall-clock budget for all configs together")
     p.add_argument("--config-timeout-s", type=float, default=900.0, help="cap for one config (engine start included)")

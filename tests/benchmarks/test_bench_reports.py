@@ -34,6 +34,18 @@ def test_workloads_are_issue_5_shapes():
         st.workloads(1, 1, ("prefil",))
 
 
+def test_decode_batches_share_one_engine_start():
+    wls = st.workloads(128, [16, 32, 64], ("prefill", "decode"))
+    assert [(w.name, w.num_prompts) for w in wls] == [("prefill", 128), ("decode-16", 16), ("decode-32", 32),
+                                                       ("decode-64", 64)]
+    assert all((w.input_len, w.output_len) == (128, 256) for w in wls[1:])
+    assert st.parse_args(["--decode-prompts", "16,32"]).decode_prompts == [16, 32]
+    assert [w.name for w in st.workloads(1, st.parse_args([]).decode_prompts, ("decode",))] == ["decode"]
+    for bad in ([], [0], [16, 16]):
+        with pytest.raises(ValueError, match="distinct positive"):
+            st.workloads(1, bad, ("decode",))
+
+
 def _entry(config, prefill, mixed, kv, status="ok"):
     return {"model": "7b", "config": config, "status": status, "kv_cache_tokens": kv, "weights_gib": 6.5,
             "workloads": {"prefill": {"headline": "total", "total_tok_s": prefill, "output_tok_s": 1.0},
