@@ -68,11 +68,13 @@ struct SkinnyConfig {
   // The warps' int32 partial sums, [K step][fragment][lane], summed by the epilogue.
   static constexpr int kFrags = RowBlocks * kTokenBlocks * 4;
   static constexpr int kPartialBytes = kKSteps * kFrags * 32 * 4;
-  // Split-K: each CTA's weight scales and bias (kRows each) and activation scales (kTokens), as float.
+  // Split-K: each CTA's weight scales and bias (kRows each) and activation scales (kTokens), as float; then the
+  // sums the cluster's CTAs send to this one (int32, at most kRows * kTokens + 8 for up to 8 CTAs).
   static constexpr int kSideBytes = SplitK ? (2 * kRows + Tokens) * 4 : 0;
+  static constexpr int kRecvBytes = SplitK ? (kRows * Tokens + 8) * 4 : 0;
   // Dynamic shared memory: the ring's stages (the partial sums reuse them after the main loop), a full and an
-  // empty mbarrier per stage, then the split-K epilogue's scales.
-  static constexpr int kSmemBytes = Stages * (kStageBytes + 16) + kSideBytes;
+  // empty mbarrier per stage, then the split-K epilogue's scales and received sums.
+  static constexpr int kSmemBytes = Stages * (kStageBytes + 16) + kSideBytes + kRecvBytes;
   static_assert(kPartialBytes <= Stages * kStageBytes);
 };
 
@@ -225,14 +227,17 @@ struct Epilogue {
 // nothing and adds zeros). Why: a CTA reads its tokens once per weight row it owns, so the token bytes crossing
 // L2 are M / kRows times the weight's; with 128-row CTAs and 4-way splits, N = 4096 still fills 128 SMs while
 // reading half the token bytes of 32-row CTAs at M = 64 (benchmarks/kernel_notes.md, sweep 18).
-// Math: after the main loop every CTA holds int32 partial sums per K step in its shared memory; CTA q then owns
-// outputs [q * R * T / P, ...) of the tile in (token, row) order, adds the P x kKSteps partials of each (exact,
-// int32; the CTAs' shared memory read through the cluster), and writes sa * (sb * sum) + bias rounded once, as
-// every other kernel does. Consecutive threads write consecutive rows of one token (coalesced).
+// Math: after the main loop every CTA holds int32 partial sums per K step in its shared memory. CTA q owns
+// outputs [q * R * T / P, ...) of the tile in (token, row) order. Each CTA adds its K steps' partials of every
+// output (exact, int32) and stores the sum into the owner's shared memory (a remote store does not wait for a
+// reply, where reading the other CTAs' partials pays a round trip per read); after one
+// cluster barrier the owner adds the P sums it received and writes sa * (sb * sum) + bias rounded once, as every
+// other kernel does. Consecutive threads write consecutive rows of one token (coalesced).
 template <class Cfg, class Out>
 struct SplitEpilogue {
   static constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, TB = Cfg::kTokenBlocks;
   static constexpr int kThreads = Cfg::kWarps * 32;
+  static constexpr int kOutputs = kRows * kTokens;
   static_assert(kRows <= kThreads && kTokens <= kThreads);
   float sb = 0.0f, bias = 0.0f, sa = 0.0f;  // thread i: row n0 + i's scale and bias, token m0 + i's scale
 
@@ -248,44 +253,48 @@ struct SplitEpilogue {
     const int64_t m = m0 + threadIdx.x;
     if (threadIdx.x < kTokens && m < p.m) sa = p.a_scales[p.a_per_token ? m : 0];
   }
-  // side: kSideBytes of shared memory outside the ring. Every CTA of the cluster calls this.
+  // side: kSideBytes then kRecvBytes of shared memory outside the ring. Every CTA of the cluster calls this.
   template <class Cluster>
   __device__ __forceinline__ void store(const ScaledMmParams& p, const int (&acc)[Cfg::kGroupRowBlocks][TB][4],
                                         int64_t n0, int64_t m0, int* partial, float* side, Cluster& cluster) {
     float* const sb_s = side;
     float* const bias_s = side + kRows;
     float* const sa_s = side + 2 * kRows;
+    int* const recv = reinterpret_cast<int*>(side + 2 * kRows + kTokens);
     write_partials<Cfg>(acc, partial);
     if (threadIdx.x < kRows) {
       sb_s[threadIdx.x] = sb;
       bias_s[threadIdx.x] = bias;
     }
     if (threadIdx.x < kTokens) sa_s[threadIdx.x] = sa;
-    cluster.sync();  // every CTA's partials written and visible to the cluster (release / acquire)
+    __syncthreads();
     const int splits = static_cast<int>(cluster.num_blocks());
     const int rank = static_cast<int>(cluster.block_rank());
-    constexpr int kOutputs = kRows * kTokens;
-    const int per = (kOutputs + splits - 1) / splits;
-    const int end = min(kOutputs, (rank + 1) * per);
-    Out* out = static_cast<Out*>(p.out);
-    for (int idx = rank * per + threadIdx.x; idx < end; idx += kThreads) {
+    const int per = (kOutputs + splits - 1) / splits;  // outputs per owner; recv holds [sender][per]
+    for (int idx = threadIdx.x; idx < kOutputs; idx += kThreads) {
       const int t = idx / kRows, r = idx % kRows;
-      const int64_t m = m0 + t, n = n0 + r;
-      if (m >= p.m || n >= p.n) continue;
       // (row r, token t) is register c of lane l of fragment (r / 16, t / 8): rows g / g + 8 of a 16-row block are
       // registers 0-1 / 2-3, tokens 2 (l & 3) / + 1 registers 0 / 1 (the m16n8 accumulator layout)
       const int rr = r % 16, tt = t % 8;
       const int lane = (rr % 8) * 4 + tt / 2, c = (rr >= 8 ? 2 : 0) + (tt & 1);
       const int o = (((r / 16) * TB + t / 8) * 4 + c) * 32 + lane;
       int sum = 0;
-      for (int q = 0; q < splits; ++q) {
-        const int* remote = cluster.map_shared_rank(partial, q);
 #pragma unroll
-        for (int w = 0; w < Cfg::kKSteps; ++w) sum += remote[w * Cfg::kFrags * 32 + o];
-      }
+      for (int w = 0; w < Cfg::kKSteps; ++w) sum += partial[w * Cfg::kFrags * 32 + o];
+      const int owner = idx / per;
+      cluster.map_shared_rank(recv, owner)[rank * per + (idx - owner * per)] = sum;
+    }
+    cluster.sync();  // every CTA's sums stored and visible to their owners (release / acquire)
+    Out* out = static_cast<Out*>(p.out);
+    const int begin = rank * per, end = min(kOutputs, begin + per);
+    for (int idx = begin + threadIdx.x; idx < end; idx += kThreads) {
+      const int t = idx / kRows, r = idx % kRows;
+      const int64_t m = m0 + t, n = n0 + r;
+      if (m >= p.m || n >= p.n) continue;
+      int sum = 0;
+      for (int q = 0; q < splits; ++q) sum += recv[q * per + (idx - begin)];
       out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa_s[t], sb_s[r] * float(sum), bias_s[r]));
     }
-    cluster.sync();  // no CTA leaves while another may still read its shared memory
   }
 };
 
