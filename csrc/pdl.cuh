@@ -23,38 +23,21 @@
 namespace vllm_sq::pdl {
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel before it
-// on the stream when `programmatic`, and in clusters of *cluster CTAs unless cluster is null.
+// on the stream when `programmatic`.
 template <class... Params, class... Args>
-cudaError_t launch_ex(void (*kernel)(Params...), dim3 grid, dim3 block, const dim3* cluster, size_t smem,
-                      cudaStream_t stream, bool programmatic, Args... args) {
-  cudaLaunchAttribute attrs[2];
-  int n = 0;
-  if (programmatic) {
-    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[n].val.programmaticStreamSerializationAllowed = 1;
-    ++n;
-  }
-  if (cluster != nullptr) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster->x;
-    attrs[n].val.clusterDim.y = cluster->y;
-    attrs[n].val.clusterDim.z = cluster->z;
-    ++n;
-  }
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   bool programmatic, Args... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  config.attrs = n > 0 ? attrs : nullptr;
-  config.numAttrs = n;
+  config.attrs = programmatic ? &attr : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, args...);
-}
-
-template <class... Params, class... Args>
-cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   bool programmatic, Args... args) {
-  return launch_ex(kernel, grid, block, nullptr, smem, stream, programmatic, args...);
 }
 
 __device__ __forceinline__ void launch_dependents() {

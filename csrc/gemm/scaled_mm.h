@@ -45,10 +45,7 @@ struct GemmPlan {
 #ifdef VLLM_SQ_WITH_SM90
 // The skinny-M kernel (gemm/skinny/, mma.sync with sm_90 mbarrier waits): a few tokens against a large
 // weight. Its configurations are listed by the sm_90 table; `config` here indexes its own list, in this order.
-enum SkinnyConfigId : int {
-  kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kSkinnySplit32, kSkinnySplit64, kSkinnySplit32g4,
-  kSkinnySplit64g4, kNumSkinnyConfigs
-};
+enum SkinnyConfigId : int { kSkinny8c3, kSkinny8c3r, kSkinny16c3r, kSkinny32c3, kNumSkinnyConfigs };
 int skinny_num_configs();
 const char* skinny_config_name(int config);
 const char* skinny_plan(const ScaledMmParams& p, int config, GemmPlan* plan);

@@ -22,13 +22,6 @@ using Skinny8c3 = SkinnyConfig<8, 2, 8, 3, 2>;    // 32 rows x 8 tokens, 69 KB o
 using Skinny8c3r = SkinnyConfig<8, 1, 8, 3, 3>;   // 16 rows x 8 tokens, 41 KB, three per SM
 using Skinny16c3r = SkinnyConfig<16, 1, 8, 3, 3>; // 16 rows x 16 tokens, 55 KB, three per SM
 using Skinny32c3 = SkinnyConfig<32, 2, 8, 3, 1>;  // 32 rows x 32 tokens, 111 KB, one per SM
-// Split-K in clusters along K (skinny_mma.cuh, Split-K): 128 rows per CTA read a quarter of the token bytes per
-// weight byte that 32-row CTAs do. g2: two row groups x four 64-byte K steps (256-byte chunks); g4: four x two
-// (128-byte chunks, four stages).
-using SkinnySplit32 = SkinnyConfig<32, 8, 8, 3, 1, 2, true>;    // 128 rows x 32 tokens, 150 KB
-using SkinnySplit64 = SkinnyConfig<64, 8, 8, 3, 1, 2, true>;    // 128 rows x 64 tokens, 180 KB
-using SkinnySplit32g4 = SkinnyConfig<32, 8, 8, 4, 1, 4, true>;  // 128 rows x 32 tokens, 120 KB
-using SkinnySplit64g4 = SkinnyConfig<64, 8, 8, 4, 1, 4, true>;  // 128 rows x 64 tokens, 144 KB
 
 // Dynamic shared memory of a launch: what the configuration needs, padded so that no more than Cfg::kCtasPerSm
 // CTAs fit an SM ((c + 1) CTAs of S + reserved bytes exceed the SM's shared memory once S > smem / (c + 1) -
@@ -47,72 +40,22 @@ const char* check(const ScaledMmParams& p) {
   return "";
 }
 
-template <class Cfg, class Out>
-constexpr auto kernel_of() { return skinny_scaled_mm<Cfg, Out>; }
-
-// Split-K: how many CTAs share a tile's K (the cluster size). As many as keep one wave: SMs / tiles, at most 8 (the
-// portable cluster size) and at most one split per two chunks of K, and only as many as let every tile's cluster be
-// resident at once (clusters sit within one GPC: fewer of 4 CTAs fit than SMs / 4).
-template <class Cfg, class Out>
-int splits_for(const ScaledMmParams& p, size_t smem) {
-  if constexpr (!Cfg::kSplitK) {
-    return 1;
-  } else {
-    const int64_t tiles = int64_t((p.m + Cfg::kTokens - 1) / Cfg::kTokens) * ((p.n + Cfg::kRows - 1) / Cfg::kRows);
-    const int sms = p.sm_count > 0 ? p.sm_count : 132;
-    int64_t most = std::min<int64_t>({8, std::max<int64_t>(1, sms / tiles), std::max(1, p.k / (2 * Cfg::kChunk))});
-    // resident clusters of each size, for this configuration's shared memory (queried once per size and process)
-    static int resident[9] = {};
-    for (int s = int(most); s > 1; --s) {
-      if (resident[s] == 0) {
-        cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(1, 1, s);
-        config.blockDim = dim3(Cfg::kWarps * 32);
-        config.dynamicSmemBytes = smem;
-        cudaLaunchAttribute attr;
-        attr.id = cudaLaunchAttributeClusterDimension;
-        attr.val.clusterDim.x = 1;
-        attr.val.clusterDim.y = 1;
-        attr.val.clusterDim.z = s;
-        config.attrs = &attr;
-        config.numAttrs = 1;
-        int clusters = 0;
-        if (cudaOccupancyMaxActiveClusters(&clusters, kernel_of<Cfg, Out>(), &config) != cudaSuccess) {
-          (void)cudaGetLastError();
-          clusters = 0;
-        }
-        resident[s] = clusters > 0 ? clusters : -1;
-      }
-      if (resident[s] >= tiles) return s;
-    }
-    return 1;
-  }
-}
-
-template <class Cfg, class Out>
-const char* launch_as(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
-  const auto kernel = kernel_of<Cfg, Out>();
+template <class Cfg>
+const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
+  if (const char* err = check<Cfg>(p); *err) return err;
+  const dim3 grid((p.m + Cfg::kTokens - 1) / Cfg::kTokens, (p.n + Cfg::kRows - 1) / Cfg::kRows);
+  const dim3 block(Cfg::kWarps * 32);
+  const auto kernel = p.out_dtype == OutDtype::kBFloat16 ? skinny_scaled_mm<Cfg, __nv_bfloat16>
+                                                          : skinny_scaled_mm<Cfg, __half>;
   const size_t smem = launch_smem<Cfg>(p);
   if (smem > 48 * 1024) {  // above the default limit of dynamic shared memory
     const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (err != cudaSuccess) return cudaGetErrorString(err);
   }
-  const dim3 block(Cfg::kWarps * 32);
-  const int splits = splits_for<Cfg, Out>(p, smem);
-  const dim3 grid((p.m + Cfg::kTokens - 1) / Cfg::kTokens, (p.n + Cfg::kRows - 1) / Cfg::kRows, splits);
   // programmatic: may start before the preceding kernel completes (pdl.cuh; the kernel waits before it reads
-  // the activation). Split-K kernels always run in clusters (of one CTA where K is not split).
-  const dim3 cluster(1, 1, splits);
-  const cudaError_t err =
-      pdl::launch_ex(kernel, grid, block, Cfg::kSplitK ? &cluster : nullptr, smem, stream, programmatic, p);
+  // the activation).
+  const cudaError_t err = pdl::launch(kernel, grid, block, smem, stream, programmatic, p);
   return err == cudaSuccess ? "" : cudaGetErrorString(err);
-}
-
-template <class Cfg>
-const char* launch(const ScaledMmParams& p, cudaStream_t stream, bool programmatic) {
-  if (const char* err = check<Cfg>(p); *err) return err;
-  return p.out_dtype == OutDtype::kBFloat16 ? launch_as<Cfg, __nv_bfloat16>(p, stream, programmatic)
-                                            : launch_as<Cfg, __half>(p, stream, programmatic);
 }
 
 struct Entry {
@@ -125,10 +68,6 @@ constexpr Entry kEntries[] = {  // in SkinnyConfigId order (scaled_mm.h)
     {"Skinny8c3r", check<Skinny8c3r>, launch<Skinny8c3r>},
     {"Skinny16c3r", check<Skinny16c3r>, launch<Skinny16c3r>},
     {"Skinny32c3", check<Skinny32c3>, launch<Skinny32c3>},
-    {"SkinnySplit32", check<SkinnySplit32>, launch<SkinnySplit32>},
-    {"SkinnySplit64", check<SkinnySplit64>, launch<SkinnySplit64>},
-    {"SkinnySplit32g4", check<SkinnySplit32g4>, launch<SkinnySplit32g4>},
-    {"SkinnySplit64g4", check<SkinnySplit64g4>, launch<SkinnySplit64g4>},
 };
 constexpr int kNumEntries = sizeof(kEntries) / sizeof(kEntries[0]);
 static_assert(kNumEntries == kNumSkinnyConfigs, "one entry per SkinnyConfigId");

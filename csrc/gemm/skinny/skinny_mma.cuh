@@ -22,9 +22,6 @@
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
-
-#include <cooperative_groups.h>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -34,15 +31,14 @@
 
 namespace vllm_sq::skinny {
 
-// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: 8; Stages: ring depth in
-// chunks of K, Stages - 1 of them in flight; CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory
-// so that no more fit, scaled_mm_skinny.cu); RowGroups: the warps form RowGroups groups of rows x Warps / RowGroups
-// K steps of 64 bytes (a chunk is 64 bytes per K step); SplitK: a cluster of CTAs along grid.z splits K, and their
-// int32 partial sums are added through distributed shared memory (see Split-K below).
-template <int Tokens, int RowBlocks, int Warps, int Stages, int CtasPerSm, int RowGroups = 1, bool SplitK = false>
+// Tokens: per CTA (8 per MMA column block); RowBlocks: 16-row weight blocks per CTA; Warps: split K; Stages: ring
+// depth in chunks of 64 x Warps K bytes of all the CTA's rows and tokens, Stages - 1 of them in flight;
+// CtasPerSm: how many CTAs an SM may hold (the launch pads shared memory so that no more fit, scaled_mm_skinny.cu).
+template <int Tokens, int RowBlocks, int Warps, int Stages, int CtasPerSm>
 struct SkinnyConfig {
   static_assert(Tokens % 8 == 0 && RowBlocks >= 1 && Stages >= 2);
-  static_assert(Warps == 8 && Warps % RowGroups == 0 && RowBlocks % RowGroups == 0);
+  static_assert(Warps == 8 && (16 * RowBlocks) % Warps == 0 && Tokens % Warps == 0,
+                "one 512-byte row chunk per copy instruction, rows and tokens split over 8 warps");
   static constexpr int kStages = Stages;
   static constexpr int kCtasPerSm = CtasPerSm;
   static constexpr int kTokens = Tokens;
@@ -50,31 +46,16 @@ struct SkinnyConfig {
   static constexpr int kRowBlocks = RowBlocks;
   static constexpr int kRows = 16 * RowBlocks;
   static constexpr int kWarps = Warps;
-  static constexpr int kRowGroups = RowGroups;
-  static constexpr int kKSteps = Warps / RowGroups;
-  static constexpr int kGroupRowBlocks = RowBlocks / RowGroups;
-  static constexpr bool kSplitK = SplitK;
   // K bytes per stage, and the bytes per row in a stage, padded by 64 so that the rows g and g + 1
   // read by one quarter-warp's 16-byte loads fall on disjoint banks.
-  static constexpr int kChunk = 64 * kKSteps;
+  static constexpr int kChunk = 64 * Warps;
   static constexpr int kPitch = kChunk + 64;
-  // A warp-wide copy instruction takes 512 contiguous bytes of one row (a 512-byte chunk) or the chunk of
-  // 32 * 16 / kChunk consecutive rows; each warp copies kRows / Warps rows and kTokens / Warps tokens.
-  static constexpr int kLanesPerRow = kChunk / 16;
-  static constexpr int kRowsPerCopy = 32 / kLanesPerRow;
-  static_assert((kRows / Warps) % kRowsPerCopy == 0 && (Tokens / Warps) % kRowsPerCopy == 0,
-                "rows and tokens split evenly over the warps' copy instructions");
   static constexpr int kStageBytes = (kRows + Tokens) * kPitch;
-  // The warps' int32 partial sums, [K step][fragment][lane], summed by the epilogue.
-  static constexpr int kFrags = RowBlocks * kTokenBlocks * 4;
-  static constexpr int kPartialBytes = kKSteps * kFrags * 32 * 4;
-  // Split-K: each CTA's weight scales and bias (kRows each) and activation scales (kTokens), as float; then the
-  // sums the cluster's CTAs send to this one (int32, at most kRows * kTokens + 8 for up to 8 CTAs).
-  static constexpr int kSideBytes = SplitK ? (2 * kRows + Tokens) * 4 : 0;
-  static constexpr int kRecvBytes = SplitK ? (kRows * Tokens + 8) * 4 : 0;
-  // Dynamic shared memory: the ring's stages (the partial sums reuse them after the main loop), a full and an
-  // empty mbarrier per stage, then the split-K epilogue's scales and received sums.
-  static constexpr int kSmemBytes = Stages * (kStageBytes + 16) + kSideBytes + kRecvBytes;
+  // The warps' int32 partial sums, [warp][fragment][lane], summed by the epilogue.
+  static constexpr int kPartialBytes = Warps * RowBlocks * kTokenBlocks * 4 * 32 * 4;
+  // Dynamic shared memory: the ring's stages (the partial sums reuse them after the main loop), then a full and an
+  // empty mbarrier per stage.
+  static constexpr int kSmemBytes = Stages * (kStageBytes + 16);
   static_assert(kPartialBytes <= Stages * kStageBytes);
 };
 
@@ -138,27 +119,6 @@ __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bf
 template <>
 __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 
-// Each warp's accumulators, acc[row block of its group][token block][register], into the shared partial sums
-// [K step][fragment][lane], fragment = (row block * kTokenBlocks + token block) * 4 + register. Callers synchronize
-// before and after (the partials reuse the ring).
-template <class Cfg>
-__device__ __forceinline__ void write_partials(const int (&acc)[Cfg::kGroupRowBlocks][Cfg::kTokenBlocks][4],
-                                               int* partial) {
-  constexpr int TB = Cfg::kTokenBlocks, GRB = Cfg::kGroupRowBlocks;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int rg = warp / Cfg::kKSteps, ks = warp % Cfg::kKSteps;
-#pragma unroll
-  for (int rb = 0; rb < GRB; ++rb) {
-#pragma unroll
-    for (int j = 0; j < TB; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        partial[(ks * Cfg::kFrags + ((rg * GRB + rb) * TB + j) * 4 + c) * 32 + lane] = acc[rb][j][c];
-      }
-    }
-  }
-}
-
 // The epilogue's operands for the outputs one thread writes, loaded before the main loop: after it, the weight's
 // scales and bias would be a DRAM miss (and the activation's scales an L2 hit) on the kernel's critical path.
 // Thread i of the CTA writes outputs i, i + 32 W, ...; output o is accumulator register c of lane l of fragment
@@ -166,7 +126,7 @@ __device__ __forceinline__ void write_partials(const int (&acc)[Cfg::kGroupRowBl
 template <class Cfg, class Out>
 struct Epilogue {
   static constexpr int TB = Cfg::kTokenBlocks, W = Cfg::kWarps;
-  static constexpr int kFrags = Cfg::kFrags;
+  static constexpr int kFrags = Cfg::kRowBlocks * TB * 4;
   static constexpr int kOutputs = kFrags * 32;                         // per CTA
   static constexpr int kPerThread = (kOutputs + W * 32 - 1) / (W * 32);  // the last round may leave threads idle
   float sb[kPerThread], bias[kPerThread], sa[kPerThread];  // zero for outputs past N or M
@@ -203,10 +163,17 @@ struct Epilogue {
   }
   // Sums the warps' int32 partials (exact) through `partial` (shared memory, Cfg::kPartialBytes, free for the
   // taking: callers synchronize before reusing a ring) and writes out = sa * (sb * acc) + bias, rounded once.
-  __device__ __forceinline__ void store(const ScaledMmParams& p,
-                                        const int (&acc)[Cfg::kGroupRowBlocks][TB][4], int64_t n0, int64_t m0,
-                                        int* partial) {
-    write_partials<Cfg>(acc, partial);
+  __device__ __forceinline__ void store(const ScaledMmParams& p, const int (&acc)[Cfg::kRowBlocks][TB][4],
+                                        int64_t n0, int64_t m0, int* partial) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int rb = 0; rb < Cfg::kRowBlocks; ++rb) {
+#pragma unroll
+      for (int j = 0; j < TB; ++j) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) partial[(warp * kFrags + (rb * TB + j) * 4 + c) * 32 + lane] = acc[rb][j][c];
+      }
+    }
     __syncthreads();
     Out* out = static_cast<Out*>(p.out);
 #pragma unroll
@@ -215,85 +182,9 @@ struct Epilogue {
       const int o = threadIdx.x + r * W * 32;
       int sum = 0;
 #pragma unroll
-      for (int w = 0; w < Cfg::kKSteps; ++w) sum += partial[w * kFrags * 32 + o];
+      for (int w = 0; w < W; ++w) sum += partial[w * kFrags * 32 + o];
       const int64_t n = row(r, n0), m = token(r, m0);
       if (n < p.n && m < p.m) out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa[r], sb[r] * float(sum), bias[r]));
-    }
-  }
-};
-
-// Split-K. The P CTAs of a cluster (grid.z = P, cluster 1 x 1 x P) share one tile of rows and tokens; CTA q
-// computes K bytes [q * S, (q + 1) * S), S = ceil(K / P) rounded up to whole chunks (a split past K computes
-// nothing and adds zeros). Why: a CTA reads its tokens once per weight row it owns, so the token bytes crossing
-// L2 are M / kRows times the weight's; with 128-row CTAs and 4-way splits, N = 4096 still fills 128 SMs while
-// reading half the token bytes of 32-row CTAs at M = 64 (benchmarks/kernel_notes.md, sweep 18).
-// Math: after the main loop every CTA holds int32 partial sums per K step in its shared memory. CTA q owns
-// outputs [q * R * T / P, ...) of the tile in (token, row) order. Each CTA adds its K steps' partials of every
-// output (exact, int32) and stores the sum into the owner's shared memory (a remote store does not wait for a
-// reply, where reading the other CTAs' partials pays a round trip per read); after one
-// cluster barrier the owner adds the P sums it received and writes sa * (sb * sum) + bias rounded once, as every
-// other kernel does. Consecutive threads write consecutive rows of one token (coalesced).
-template <class Cfg, class Out>
-struct SplitEpilogue {
-  static constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, TB = Cfg::kTokenBlocks;
-  static constexpr int kThreads = Cfg::kWarps * 32;
-  static constexpr int kOutputs = kRows * kTokens;
-  static_assert(kRows <= kThreads && kTokens <= kThreads);
-  float sb = 0.0f, bias = 0.0f, sa = 0.0f;  // thread i: row n0 + i's scale and bias, token m0 + i's scale
-
-  // The weight's side: before the programmatic wait (pdl_registry.h); kept in registers through the main loop.
-  __device__ __forceinline__ void load_weight_side(const ScaledMmParams& p, int64_t n0) {
-    const int64_t n = n0 + threadIdx.x;
-    if (threadIdx.x < kRows && n < p.n) {
-      sb = p.b_scales[p.b_per_channel ? n : 0];
-      bias = p.bias != nullptr ? to_float(static_cast<const Out*>(p.bias)[n]) : 0.0f;
-    }
-  }
-  __device__ __forceinline__ void load_activation_side(const ScaledMmParams& p, int64_t m0) {
-    const int64_t m = m0 + threadIdx.x;
-    if (threadIdx.x < kTokens && m < p.m) sa = p.a_scales[p.a_per_token ? m : 0];
-  }
-  // side: kSideBytes then kRecvBytes of shared memory outside the ring. Every CTA of the cluster calls this.
-  template <class Cluster>
-  __device__ __forceinline__ void store(const ScaledMmParams& p, const int (&acc)[Cfg::kGroupRowBlocks][TB][4],
-                                        int64_t n0, int64_t m0, int* partial, float* side, Cluster& cluster) {
-    float* const sb_s = side;
-    float* const bias_s = side + kRows;
-    float* const sa_s = side + 2 * kRows;
-    int* const recv = reinterpret_cast<int*>(side + 2 * kRows + kTokens);
-    write_partials<Cfg>(acc, partial);
-    if (threadIdx.x < kRows) {
-      sb_s[threadIdx.x] = sb;
-      bias_s[threadIdx.x] = bias;
-    }
-    if (threadIdx.x < kTokens) sa_s[threadIdx.x] = sa;
-    __syncthreads();
-    const int splits = static_cast<int>(cluster.num_blocks());
-    const int rank = static_cast<int>(cluster.block_rank());
-    const int per = (kOutputs + splits - 1) / splits;  // outputs per owner; recv holds [sender][per]
-    for (int idx = threadIdx.x; idx < kOutputs; idx += kThreads) {
-      const int t = idx / kRows, r = idx % kRows;
-      // (row r, token t) is register c of lane l of fragment (r / 16, t / 8): rows g / g + 8 of a 16-row block are
-      // registers 0-1 / 2-3, tokens 2 (l & 3) / + 1 registers 0 / 1 (the m16n8 accumulator layout)
-      const int rr = r % 16, tt = t % 8;
-      const int lane = (rr % 8) * 4 + tt / 2, c = (rr >= 8 ? 2 : 0) + (tt & 1);
-      const int o = (((r / 16) * TB + t / 8) * 4 + c) * 32 + lane;
-      int sum = 0;
-#pragma unroll
-      for (int w = 0; w < Cfg::kKSteps; ++w) sum += partial[w * Cfg::kFrags * 32 + o];
-      const int owner = idx / per;
-      cluster.map_shared_rank(recv, owner)[rank * per + (idx - owner * per)] = sum;
-    }
-    cluster.sync();  // every CTA's sums stored and visible to their owners (release / acquire)
-    Out* out = static_cast<Out*>(p.out);
-    const int begin = rank * per, end = min(kOutputs, begin + per);
-    for (int idx = begin + threadIdx.x; idx < end; idx += kThreads) {
-      const int t = idx / kRows, r = idx % kRows;
-      const int64_t m = m0 + t, n = n0 + r;
-      if (m >= p.m || n >= p.n) continue;
-      int sum = 0;
-      for (int q = 0; q < splits; ++q) sum += recv[q * per + (idx - begin)];
-      out[m * p.n + n] = from_float<Out>(__fmaf_rn(sa_s[t], sb_s[r] * float(sum), bias_s[r]));
     }
   }
 };
@@ -313,38 +204,26 @@ __device__ __forceinline__ void mma_step(int (&acc)[RB][TB][4], const int4 (&wv)
 }
 
 // Grid: x = token blocks of kTokens, y = weight row blocks of kRows (token blocks first: the CTAs
-// that read the same weight rows are launched together, so all but one find them in L2), z = the K splits of a
-// split-K configuration (one cluster). Block: kWarps warps.
+// that read the same weight rows are launched together, so all but one find them in L2). Block: kWarps warps.
 
-// The kernel. Stage i % S holds K chunk i (kChunk bytes, from the CTA's first K byte) of the CTA's rows and tokens,
-// [row][kPitch]. Copies: warp w fills rows w * kRows / W .. and tokens w * kTokens / W .., lane l 16 bytes of a
-// 512-byte run of one row or of 32 * 16 / kChunk rows per instruction. Reads: warp w is K step w % kKSteps (64
-// bytes of each chunk) of row group w / kKSteps; thread (g, t) takes the 16 bytes at 16 t of the group's rows g,
-// g + 8, ... and of token g (the MMA layout of Math above).
+// The kernel. Stage i % S holds K chunk i (kChunk bytes) of the CTA's
+// rows and tokens, [row][kPitch]. Copies: warp w fills rows w * kRows / W .. and tokens w * kTokens / W .., lane
+// l the 16 bytes at 16 l of each (one 512-byte run per instruction). Reads: warp w takes the chunk's 64-byte
+// K step w, thread (g, t) the 16 bytes at 16 t of rows g, g + 8, ... and token g (the MMA layout of Math above).
 template <class Cfg, class Out>
 __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const ScaledMmParams p) {
-  constexpr int TB = Cfg::kTokenBlocks, GRB = Cfg::kGroupRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
+  constexpr int TB = Cfg::kTokenBlocks, RB = Cfg::kRowBlocks, W = Cfg::kWarps, S = Cfg::kStages;
   constexpr int kRows = Cfg::kRows, kTokens = Cfg::kTokens, kPitch = Cfg::kPitch, kChunk = Cfg::kChunk;
   constexpr int kRowsPerWarp = kRows / W, kTokensPerWarp = kTokens / W;
-  constexpr int kLanesPerRow = Cfg::kLanesPerRow, kRowsPerCopy = Cfg::kRowsPerCopy;
-  constexpr int kRowCopies = kRowsPerWarp / kRowsPerCopy, kTokenCopies = kTokensPerWarp / kRowsPerCopy;
   extern __shared__ int4 smem[];
   int8_t* const ring = reinterpret_cast<int8_t*>(smem);
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + S * Cfg::kStageBytes);
   uint64_t* empty = full + S;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int rg = warp / Cfg::kKSteps, ks = warp % Cfg::kKSteps;
-  const int lrow = lane / kLanesPerRow, lcol = 16 * (lane % kLanesPerRow);  // this lane's copy: row, byte
   const int64_t n0 = int64_t(blockIdx.y) * kRows;
   const int64_t m0 = int64_t(blockIdx.x) * kTokens;
-  int64_t k_begin = 0, k_end = p.k;
-  if constexpr (Cfg::kSplitK) {  // whole chunks per split; gridDim.z CTAs form the cluster (the launch sees to it)
-    const int64_t split = (int64_t(p.k) + gridDim.z * kChunk - 1) / (gridDim.z * kChunk) * kChunk;
-    k_begin = min(int64_t(p.k), blockIdx.z * split);
-    k_end = min(int64_t(p.k), k_begin + split);
-  }
-  const int chunks = static_cast<int>((k_end - k_begin + kChunk - 1) / kChunk);
+  const int chunks = (p.k + kChunk - 1) / kChunk;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
@@ -356,44 +235,39 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
   __syncthreads();
 
   // Rows past N and tokens past M copy the last valid one (never stored, as in the other variants).
-  const int8_t* wsrc[kRowCopies];
+  const int8_t* wsrc[kRowsPerWarp];
 #pragma unroll
-  for (int r = 0; r < kRowCopies; ++r) {
-    const int64_t row = n0 + warp * kRowsPerWarp + r * kRowsPerCopy + lrow;
-    wsrc[r] = p.b + min(row, int64_t(p.n) - 1) * p.k + k_begin + lcol;
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    wsrc[r] = p.b + min(n0 + warp * kRowsPerWarp + r, int64_t(p.n) - 1) * p.k + 16 * lane;
   }
-  const int8_t* xsrc[kTokenCopies];
+  const int8_t* xsrc[kTokensPerWarp];
 #pragma unroll
-  for (int j = 0; j < kTokenCopies; ++j) {
-    const int64_t tok = m0 + warp * kTokensPerWarp + j * kRowsPerCopy + lrow;
-    xsrc[j] = p.a + min(tok, int64_t(p.m) - 1) * p.k + k_begin + lcol;
+  for (int j = 0; j < kTokensPerWarp; ++j) {
+    xsrc[j] = p.a + min(m0 + warp * kTokensPerWarp + j, int64_t(p.m) - 1) * p.k + 16 * lane;
   }
-  // copies chunk c into its stage: the weight rows, the tokens or both; 16 bytes past the CTA's K are zero-filled
+  // copies chunk c into its stage: the weight rows, the tokens or both; 16 bytes past K are zero-filled
   auto issue = [&](int c, bool weight, bool tokens) {
-    int8_t* dst = ring + (c % S) * Cfg::kStageBytes + lrow * kPitch + lcol;
+    int8_t* dst = ring + (c % S) * Cfg::kStageBytes + 16 * lane;
     const int64_t k = int64_t(c) * kChunk;
-    const bool in = k_begin + k + lcol < k_end;  // K % 16 == 0: a lane's 16 bytes are all in or all out
+    const bool in = k + 16 * lane < p.k;  // K % 16 == 0: a lane's 16 bytes are all in or all out
     const int64_t off = in ? k : 0;
     const int bytes = in ? 16 : 0;
     if (weight) {
 #pragma unroll
-      for (int r = 0; r < kRowCopies; ++r) {
-        copy_weight_async(reinterpret_cast<int4*>(dst + (warp * kRowsPerWarp + r * kRowsPerCopy) * kPitch),
-                          wsrc[r] + off, bytes);
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        copy_weight_async(reinterpret_cast<int4*>(dst + (warp * kRowsPerWarp + r) * kPitch), wsrc[r] + off, bytes);
       }
     }
     if (tokens) {
 #pragma unroll
-      for (int j = 0; j < kTokenCopies; ++j) {
-        copy_token_async(
-            reinterpret_cast<int4*>(dst + (kRows + warp * kTokensPerWarp + j * kRowsPerCopy) * kPitch),
-            xsrc[j] + off, bytes);
+      for (int j = 0; j < kTokensPerWarp; ++j) {
+        copy_token_async(reinterpret_cast<int4*>(dst + (kRows + warp * kTokensPerWarp + j) * kPitch), xsrc[j] + off,
+                         bytes);
       }
     }
   };
 
-  using Epi = std::conditional_t<Cfg::kSplitK, SplitEpilogue<Cfg, Out>, Epilogue<Cfg, Out>>;
-  Epi epi;
+  Epilogue<Cfg, Out> epi;
   epi.load_weight_side(p, n0);
   // Prologue: the weight of the first S - 1 chunks before the activation's producer has finished (pdl.cuh), their
   // tokens after the wait; each stage's arrival fires once all of this thread's copies so far have landed.
@@ -406,7 +280,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     mbar_arrive_on_copies(&full[c]);
   }
 
-  int acc[GRB][TB][4] = {};
+  int acc[RB][TB][4] = {};
   for (int c = 0; c < chunks; ++c) {
     const int next = c + S - 1;
     if (next < chunks) {  // refill the stage chunk c - 1 used, once every warp has read it
@@ -415,14 +289,13 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
       mbar_arrive_on_copies(&full[next % S]);
     }
     mbar_wait(&full[c % S], (c / S) & 1);
-    const int8_t* src = ring + (c % S) * Cfg::kStageBytes + 64 * ks + 16 * t;
-    int4 wv[GRB][2];
+    const int8_t* src = ring + (c % S) * Cfg::kStageBytes + 64 * warp + 16 * t;
+    int4 wv[RB][2];
     int4 xv[TB];
 #pragma unroll
-    for (int rb = 0; rb < GRB; ++rb) {
-      const int row = rg * 16 * GRB + 16 * rb + g;
-      wv[rb][0] = *reinterpret_cast<const int4*>(src + row * kPitch);
-      wv[rb][1] = *reinterpret_cast<const int4*>(src + (row + 8) * kPitch);
+    for (int rb = 0; rb < RB; ++rb) {
+      wv[rb][0] = *reinterpret_cast<const int4*>(src + (16 * rb + g) * kPitch);
+      wv[rb][1] = *reinterpret_cast<const int4*>(src + (16 * rb + 8 + g) * kPitch);
     }
 #pragma unroll
     for (int j = 0; j < TB; ++j) xv[j] = *reinterpret_cast<const int4*>(src + (kRows + 8 * j + g) * kPitch);
@@ -431,12 +304,7 @@ __global__ void __launch_bounds__(Cfg::kWarps * 32) skinny_scaled_mm(const Scale
     mma_step(acc, wv, xv);
   }
   __syncthreads();  // every warp is done with the ring: the partial sums take its first bytes
-  if constexpr (Cfg::kSplitK) {
-    auto cluster = cooperative_groups::this_cluster();
-    epi.store(p, acc, n0, m0, reinterpret_cast<int*>(ring), reinterpret_cast<float*>(empty + S), cluster);
-  } else {
-    epi.store(p, acc, n0, m0, reinterpret_cast<int*>(ring));
-  }
+  epi.store(p, acc, n0, m0, reinterpret_cast<int*>(ring));
 }
 
 }  // namespace vllm_sq::skinny

@@ -58,8 +58,7 @@ enum Config : int {  // the skinny configurations first, under their SkinnyConfi
 };
 const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
-    skinny_entry<kSkinny32c3>(),      skinny_entry<kSkinnySplit32>(),   skinny_entry<kSkinnySplit64>(),
-    skinny_entry<kSkinnySplit32g4>(), skinny_entry<kSkinnySplit64g4>(),
+    skinny_entry<kSkinny32c3>(),
     entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
     entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
