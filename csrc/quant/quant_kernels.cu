@@ -23,6 +23,9 @@
 // max_threads below) vectors of the row, or of v already rounded to T, in registers through the reductions and
 // the quantization. Longer rows take the older multi-pass path, which re-reads (and re-derives) the row in each
 // pass. One launch, one write of the int8 row.
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -614,8 +617,8 @@ __device__ __forceinline__ void silu_mul(float (&v)[VEC], const float (&u)[VEC])
 // and an SM held three 192-thread CTAs (7B down_proj, M = 16384: DRAM 67% busy, issue slots 65%; ncu, run 13).
 // Capped at 80 (four CTAs; 24 bytes of spill) it took 362 us there instead of 395, and 459 instead of 564 on 13B;
 // at 72 (spilling 72 bytes) 384 and 502 (gemm.py, runs 13a-13c).
-template <class T, int VEC, int NV, int MAX_THREADS>
-__global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(MAX_THREADS == 256 ? kManyRowsRegs : 64)
+template <class T, int VEC, int NV, int MAX_THREADS, int REGS = (MAX_THREADS == 256 ? kManyRowsRegs : 64)>
+__global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(REGS)
     silu_and_mul_quant_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d, const float* static_scale,
                               float* scales) {
   __shared__ float smem[32];
@@ -946,12 +949,26 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   // 331.6 / 392.4 against 305.6 / 381.6.
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));
-  const int cap = m > device_info(device).sm_count && m < kSiluManyRows ? kMaxThreads / 2 : 0;
+  int cap = m > device_info(device).sm_count && m < kSiluManyRows ? kMaxThreads / 2 : 0;
+  // EXPERIMENT (run 19f, to be removed): VLLM_SQ_SILU_EXP = "<cap>,<regs>" forces the thread cap and a register cap
+  const char* exp_env = std::getenv("VLLM_SQ_SILU_EXP");
+  int exp_regs = 0;
+  if (exp_env != nullptr && *exp_env) {
+    cap = std::atoi(exp_env);
+    const char* comma = std::strchr(exp_env, ',');
+    exp_regs = comma ? std::atoi(comma + 1) : 0;
+  }
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
-      const auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
-                                                      : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
+      auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
+                                                : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
+      if constexpr (VEC == 8 && std::is_same_v<T, __nv_bfloat16> && (NV == 4 || NV == 8)) {
+        if (exp_regs == 72) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 512, 72>;
+        if (exp_regs == 88) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 512, 88>;
+        if (exp_regs == 128) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 256, 128>;
+        if (exp_regs == 96) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 256, 96>;
+      }
       launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
                    scales.data_ptr<float>());
     }, cap);
