@@ -964,10 +964,11 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
       auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
                                                 : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
       if constexpr (VEC == 8 && std::is_same_v<T, __nv_bfloat16> && (NV == 4 || NV == 8)) {
-        if (exp_regs == 72) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 512, 72>;
-        if (exp_regs == 88) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 512, 88>;
-        if (exp_regs == 128) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 256, 128>;
         if (exp_regs == 96) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 256, 96>;
+      }
+      if constexpr (VEC == 8 && std::is_same_v<T, __nv_bfloat16> && NV == 2) {
+        if (exp_regs == 32) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 1024, 32>;
+        if (exp_regs == 40) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 1024, 40>;
       }
       launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
                    scales.data_ptr<float>());
