@@ -23,9 +23,6 @@
 // max_threads below) vectors of the row, or of v already rounded to T, in registers through the reductions and
 // the quantization. Longer rows take the older multi-pass path, which re-reads (and re-derives) the row in each
 // pass. One launch, one write of the int8 row.
-#include <cstdlib>
-#include <cstring>
-#include <type_traits>
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -574,6 +571,7 @@ __global__ void __launch_bounds__(1024, 1)
 // value of g is checked against the accurate expression: tests/kernels/test_quant.py.
 constexpr float kSiluFastMax = 87.f;
 constexpr int kManyRowsRegs = 80;  // register cap of silu_and_mul_quant_kernel's 256-thread instances (below)
+constexpr int kTwoPerSmRegs = 40;  // its cap when two CTAs of up to 819 threads share an SM (silu_and_mul_quant)
 
 // __maxnreg__ needs nvcc 12.4; older compilers (the build accepts 12.0) leave the cap to ptxas: correct, and as
 // fast as before run 13b (three CTAs per SM instead of four on 7B down_proj).
@@ -941,34 +939,29 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   if (m == 0 || d == 0) return {q, scales.fill_(1.f)};
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  // From more rows than SMs up to kSiluManyRows: CTAs of at most 512 threads, so that two fit an SM (the
-  // 1,024-thread instances take up to 64 registers: 7B down_proj's 688-thread CTAs ran one per SM), instead of the
-  // 256-thread many-rows CTAs (NV = 8, 80 registers with spills), which stay the choice from kSiluManyRows on.
+  // From more rows than SMs up to kSiluManyRows, two CTAs per SM: 1,024-thread ones (NV = 2) capped at 40 registers
+  // where the row takes 544-800 threads that way (d = 8,200-12,800 with VEC 8: 7B down_proj), else CTAs of at most
+  // 512 threads (the 1,024-thread instances take up to 64 registers: 7B down_proj's 688-thread CTAs ran one per SM);
+  // the 256-thread many-rows CTAs (NV = 8, 80 registers with spills) stay the choice from kSiluManyRows on.
   // benchmarks/producer_quant.py, 7B / 13B, 512-thread cap against many-rows CTAs (runs 16c, 16d against 14j):
   // M = 1,024 26.6 / 30.6 against 30.4 / 36.3 us; M = 4,096 88.1 / 103.1 against 86.6 / 106.1; M = 16,384
-  // 331.6 / 392.4 against 305.6 / 381.6.
+  // 331.6 / 392.4 against 305.6 / 381.6. Two 40-register 704-thread CTAs against the 512 cap, SiLU + quant and
+  // down_proj's GEMM (benchmarks/silu_quant_variants.py at 210a521, run 19g): 7B M = 256 35.0 against 35.9 us,
+  // M = 1,024 83.6 against 85.0; 13B's 864-thread rows at 40 registers fit one CTA per SM (54.6 against 54.0).
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));
-  int cap = m > device_info(device).sm_count && m < kSiluManyRows ? kMaxThreads / 2 : 0;
-  // EXPERIMENT (run 19f, to be removed): VLLM_SQ_SILU_EXP = "<cap>,<regs>" forces the thread cap and a register cap
-  const char* exp_env = std::getenv("VLLM_SQ_SILU_EXP");
-  int exp_regs = 0;
-  if (exp_env != nullptr && *exp_env) {
-    cap = std::atoi(exp_env);
-    const char* comma = std::strchr(exp_env, ',');
-    exp_regs = comma ? std::atoi(comma + 1) : 0;
-  }
+  const bool mid_rows = m > device_info(device).sm_count && m < kSiluManyRows;
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
-    dispatch_nv(m, d / VEC, [&](auto nv, int threads) {
+    const int64_t nvec = d / VEC;
+    const int64_t pair_threads = ((nvec + 1) / 2 + 31) / 32 * 32;  // NV = 2 under the 1,024 cap
+    const bool two_wide = VEC == 8 && mid_rows && nvec > kMaxThreads && 2 * pair_threads * kTwoPerSmRegs <= 65536;
+    const int cap = two_wide ? kMaxThreads : (mid_rows ? kMaxThreads / 2 : 0);
+    dispatch_nv(m, nvec, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
       auto kernel = threads <= kManyRowsThreads ? silu_and_mul_quant_kernel<T, VEC, NV, kManyRowsThreads>
                                                 : silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads>;
-      if constexpr (VEC == 8 && std::is_same_v<T, __nv_bfloat16> && (NV == 4 || NV == 8)) {
-        if (exp_regs == 96) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 256, 96>;
-      }
-      if constexpr (VEC == 8 && std::is_same_v<T, __nv_bfloat16> && NV == 2) {
-        if (exp_regs == 32) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 1024, 32>;
-        if (exp_regs == 40) kernel = silu_and_mul_quant_kernel<T, VEC, NV, 1024, 40>;
+      if constexpr (NV == 2) {
+        if (two_wide) kernel = silu_and_mul_quant_kernel<T, VEC, NV, kMaxThreads, kTwoPerSmRegs>;
       }
       launch_quant(kernel, m, threads, stream, static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), d, s,
                    scales.data_ptr<float>());

@@ -240,6 +240,17 @@ def test_silu_and_mul_quant_register_buckets(m, k, dtype, static):
     _check_silu_and_mul_quant(m, k, dtype, static)
 
 
+# Between one row per SM and the many-rows CTAs (133-4,095 rows on an H100), rows of 8,200-12,800 (VEC 8) run as two
+# 1,024-thread CTAs per SM capped at 40 registers (quant_kernels.cu, silu_and_mul_quant); both edges, 7B down_proj's
+# 11,008, and just past each edge (8,192: NV 1; 12,808: the 512-thread cap).
+@pytest.mark.parametrize("m", [133, 256, 4095])
+@pytest.mark.parametrize("k", [8192, 8200, 11008, 12800, 12808])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("static", [False, True])
+def test_silu_and_mul_quant_two_ctas_per_sm(m, k, dtype, static):
+    _check_silu_and_mul_quant(m, k, dtype, static)
+
+
 @pytest.mark.parametrize("m,k,dtype", BUCKET_CASES)
 @pytest.mark.parametrize("static", [False, True])
 def test_layer_norm_quant_register_buckets(m, k, dtype, static):
