@@ -62,11 +62,6 @@ struct DecodeN64c8 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _8, _1>, WarpSp
 // tile without clusters (vLLM's choice at 32 < M <= 64): 1-3% ahead of DecodeN64c8 there, and at M = 128 on
 // N = 4096 (128 CTAs) 10-20% ahead of every other configuration.
 struct DecodeN64c1 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>, WarpSpecialized, EpiTma, void> {};
-// EXPERIMENT (sweep 19j): 64 x 32 x 256 tiles, twice the CTAs of the 64-column ones on small N, with the activation
-// tile multicast over 1x4 / 1x8 clusters so that the tokens still cross L2 about once per cluster.
-struct DecodeN32c8 : TileConfig<Shape<_64, cute::_32, _256>, Shape<_1, _8, _1>, WarpSpecialized, EpiTma, void, 4> {};
-struct DecodeN32c4 : TileConfig<Shape<_64, cute::_32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void> {};
-struct DecodeN32c4s4 : TileConfig<Shape<_64, cute::_32, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 4> {};
 // Table: M <= 64 with 8192 < N <= 16384 (qkv), and M <= 32 with N > 16384 (gate_up). 64 x 64 x 256, 3 stages
 // (two CTAs per SM), 1x4 clusters.
 struct DecodeN64x2 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _4, _1>, WarpSpecialized, EpiTma, void, 3> {};

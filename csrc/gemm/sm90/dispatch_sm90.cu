@@ -54,7 +54,7 @@ ConfigEntry skinny_entry() {
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {  // the skinny configurations first, under their SkinnyConfigId (scaled_mm.h)
   kDecodeN64c8 = kNumSkinnyConfigs, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong,
-  kMid, kLarge, kDecodeN32c8, kDecodeN32c4, kDecodeN32c4s4,
+  kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
@@ -64,8 +64,6 @@ const ConfigEntry kConfigs[] = {
     entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
     entry<MidPingpong, false>("MidPingpong"),   entry<Mid, true>("Mid"),
     entry<Large, true>("Large"),
-    entry<DecodeN32c8, false>("DecodeN32c8"),   entry<DecodeN32c4, false>("DecodeN32c4"),
-    entry<DecodeN32c4s4, false>("DecodeN32c4s4"),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 

@@ -5,6 +5,3 @@
 VLLM_SQ_SM90_INSTANTIATE(DecodeN64c8, cutlass::bfloat16_t, false)
 VLLM_SQ_SM90_INSTANTIATE(DecodeN64c1, cutlass::bfloat16_t, false)
 VLLM_SQ_SM90_INSTANTIATE(DecodeN64x2, cutlass::bfloat16_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeN32c8, cutlass::bfloat16_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeN32c4, cutlass::bfloat16_t, false)
-VLLM_SQ_SM90_INSTANTIATE(DecodeN32c4s4, cutlass::bfloat16_t, false)
