@@ -23,7 +23,9 @@
 # .prebuilt/ (ignored by git) and the next call installs it instead of compiling, if csrc/ is unchanged.
 # vLLM comparisons need the vLLM bundle: if /tmp/gpu holds part00.. and SHA256SUMS (copied there by earlier
 # calls) it is verified, unpacked to /tmp/gpu-site and put on PYTHONPATH; otherwise they are reported as
-# unavailable. CUTLASS headers: from an importable `cutlass_library` (the bundle has one), else from the wheel
+# unavailable. The device tool's 64 MiB per call counts the checkout's tracked files too (5.7 MiB in session 13): if a
+# 58 MiB part no longer fits, re-split the bundle: cat part0* | split -b 50M -d -a 2 - DIR/part; (cd DIR &&
+# sha256sum part* > SHA256SUMS); copy those parts instead. CUTLASS headers: from an importable `cutlass_library` (the bundle has one), else from the wheel
 # under .whl/ (carry it).
 # Results: $OUT/summary.txt, $OUT/gemm_<gpu>_<date>.{json,md}, $OUT/pair_timeline_<gpu>_<date>.{json,md} (timeline),
 # $OUT/logs/*.log (tarred at the end).
