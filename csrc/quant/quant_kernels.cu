@@ -940,7 +940,8 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   const bool vec_ok = d % 8 == 0 && aligned16(x.data_ptr());
   auto stream = c10::cuda::getCurrentCUDAStream();
   // From more rows than SMs up to kSiluManyRows, two CTAs per SM: 1,024-thread ones (NV = 2) capped at 40 registers
-  // where the row takes 544-800 threads that way (d = 8,200-12,800 with VEC 8: 7B down_proj), else CTAs of at most
+  // where the row takes 544-800 threads that way (d = 8,200-12,800 with VEC 8: 7B down_proj) and two of them fit an
+  // SM (2,048 threads and 64 K registers on sm_80/90; sm_86/89 hold 1,536 threads: up to 768), else CTAs of at most
   // 512 threads (the 1,024-thread instances take up to 64 registers: 7B down_proj's 688-thread CTAs ran one per SM);
   // the 256-thread many-rows CTAs (NV = 8, 80 registers with spills) stay the choice from kSiluManyRows on.
   // benchmarks/producer_quant.py, 7B / 13B, 512-thread cap against many-rows CTAs (runs 16c, 16d against 14j):
@@ -950,11 +951,14 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   // M = 1,024 83.6 against 85.0; 13B's 864-thread rows at 40 registers fit one CTA per SM (54.6 against 54.0).
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));
-  const bool mid_rows = m > device_info(device).sm_count && m < kSiluManyRows;
+  const DeviceInfo& dev = device_info(device);
+  const bool mid_rows = m > dev.sm_count && m < kSiluManyRows;
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     const int64_t nvec = d / VEC;
     const int64_t pair_threads = ((nvec + 1) / 2 + 31) / 32 * 32;  // NV = 2 under the 1,024 cap
-    const bool two_wide = VEC == 8 && mid_rows && nvec > kMaxThreads && 2 * pair_threads * kTwoPerSmRegs <= 65536;
+    // two such CTAs must fit an SM's threads (1,536 on sm_86/89) and registers
+    const bool two_wide = VEC == 8 && mid_rows && nvec > kMaxThreads && 2 * pair_threads <= dev.threads_per_sm &&
+                          2 * pair_threads * kTwoPerSmRegs <= dev.regs_per_sm;
     const int cap = two_wide ? kMaxThreads : (mid_rows ? kMaxThreads / 2 : 0);
     dispatch_nv(m, nvec, [&](auto nv, int threads) {
       constexpr int NV = decltype(nv)::value;
