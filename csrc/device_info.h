@@ -17,7 +17,6 @@ struct DeviceInfo {
   int smem_reserved_per_cta = 0;  // of it, what the system takes per resident CTA
   int threads_per_sm = 0;         // resident threads of a multiprocessor (2,048 on sm_80/90, 1,536 on sm_86/89)
   int regs_per_sm = 0;            // 32-bit registers of a multiprocessor
-  int smem_per_block_optin = 0;   // the most dynamic shared memory one CTA may opt into, bytes
 };
 
 inline const DeviceInfo& device_info(int device) {
@@ -25,7 +24,7 @@ inline const DeviceInfo& device_info(int device) {
   TORCH_CHECK(device >= 0 && device < 64, "device index ", std::to_string(device), " out of range");
   DeviceInfo& info = infos[device];
   if (info.arch == 0) {
-    int major = 0, minor = 0, sms = 0, smem = 0, reserved = 0, threads = 0, regs = 0, optin = 0;
+    int major = 0, minor = 0, sms = 0, smem = 0, reserved = 0, threads = 0, regs = 0;
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -33,13 +32,11 @@ inline const DeviceInfo& device_info(int device) {
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&threads, cudaDevAttrMaxThreadsPerMultiProcessor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&regs, cudaDevAttrMaxRegistersPerMultiprocessor, device));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     info.sm_count = sms;
     info.smem_per_sm = smem;
     info.smem_reserved_per_cta = reserved;
     info.threads_per_sm = threads;
     info.regs_per_sm = regs;
-    info.smem_per_block_optin = optin;
     info.arch = major * 10 + minor;
   }
   return info;

@@ -31,9 +31,6 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
-#include <cstdlib>
-#include <cstring>
-#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
@@ -657,82 +654,6 @@ __global__ void __launch_bounds__(MAX_THREADS) VLLM_SQ_MAXNREG(REGS)
   if (static_scale != nullptr && row == 0 && threadIdx.x == 0) *scales = *static_scale;
 }
 
-// 16-byte global -> shared copy that bypasses L1 (sm_80+), and its group bookkeeping.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int PENDING>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory");
-}
-
-// silu_and_mul_quant for a few rows per SM (VEC 8): one persistent 1,024-thread-max CTA per SM takes rows
-// blockIdx.x, blockIdx.x + gridDim.x, ... While it computes, reduces and stores one row, its next STAGES - 1 rows
-// are in flight into a ring of shared memory, so the loads of one row overlap the arithmetic of the one before
-// (the one-row-per-CTA kernel loads, then computes, then reduces, with two rows per SM at M = 256 barely
-// overlapping: ncu, run 19e). Each thread copies (cp.async) and later reads back only its own vectors of each row:
-// the ring needs no barrier, cp.async.wait_group makes a thread's copies visible to itself, and a slot is refilled
-// only after the same thread has read it. Same math and result as silu_and_mul_quant_kernel.
-// Ring: [STAGES][gate, up][NV][blockDim.x] 16-byte vectors (consecutive threads, consecutive vectors).
-template <class T, int NV, int STAGES>
-__global__ void __launch_bounds__(1024, 1)
-    silu_and_mul_quant_staged_kernel(const T* __restrict__ x, int8_t* __restrict__ q, int d, int64_t rows,
-                                     const float* static_scale, float* scales) {
-  constexpr int VEC = 8;
-  extern __shared__ uint4 ring[];
-  __shared__ float smem[32];
-  pdl::wait_for_producer();  // the kernel before may still be finishing (launch_quant); nothing was read yet
-  pdl::launch_dependents();  // only now: a dependent may read its weight early once all before us is done
-  const int nvec = d / VEC;
-  const int nt = blockDim.x;
-  auto slot = [&](int stage, int half, int n) { return ring + ((stage * 2 + half) * NV + n) * nt + threadIdx.x; };
-  auto row_of = [&](int j) { return static_cast<int64_t>(blockIdx.x) + static_cast<int64_t>(j) * gridDim.x; };
-  auto fetch = [&](int j) {  // this CTA's j-th row into stage j % STAGES; a group per row, empty past the last
-    const int64_t row = row_of(j);
-    if (row < rows) {
-      const uint4* gate = reinterpret_cast<const uint4*>(x + row * 2 * d);
-      const uint4* up = gate + nvec;
-#pragma unroll
-      for (int n = 0; n < NV; ++n) {
-        const int i = reg_index(n);
-        if (i < nvec) {
-          cp_async16(slot(j % STAGES, 0, n), gate + i);
-          cp_async16(slot(j % STAGES, 1, n), up + i);
-        }
-      }
-    }
-    cp_async_commit();
-  };
-#pragma unroll
-  for (int j = 0; j < STAGES - 1; ++j) fetch(j);
-  for (int j = 0; row_of(j) < rows; ++j) {
-    fetch(j + STAGES - 1);  // into the slot this thread read in iteration j - 1
-    cp_async_wait<STAGES - 1>();  // row j's group has landed
-    RegVec<T, VEC> v[NV];
-#pragma unroll
-    for (int n = 0; n < NV; ++n) {
-      if (reg_index(n) < nvec) {
-        const uint4 g4 = *slot(j % STAGES, 0, n), u4 = *slot(j % STAGES, 1, n);
-        RegVec<T, VEC> g, u;
-        g.w[0] = g4.x, g.w[1] = g4.y, g.w[2] = g4.z, g.w[3] = g4.w;
-        u.w[0] = u4.x, u.w[1] = u4.y, u.w[2] = u4.z, u.w[3] = u4.w;
-        float f[VEC], uf[VEC];
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) f[e] = g.get(e), uf[e] = u.get(e);
-        silu_mul<T, VEC>(f, uf);
-        v[n].set(f);
-      }
-    }
-    const int64_t row = row_of(j);
-    quantize_regs<T, VEC, NV, false>(v, nvec, q + row * d, static_scale, scales + row, nullptr, smem);
-  }
-  cp_async_wait<0>();  // nothing in flight at exit (the last groups are empty)
-  if (static_scale != nullptr && blockIdx.x == 0 && threadIdx.x == 0) *scales = *static_scale;
-}
-
 // ------------------------------------------------------------------------------------------------ host side
 
 // One CTA per row either way; how wide it is depends on how many rows there are. Few rows (decode): up to 1024
@@ -786,21 +707,14 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 // One CTA per row. On sm_90+ as a programmatic dependent of the kernel before it (pdl.cuh; unless VLLM_SQ_PDL=0):
 // its CTAs are placed while that kernel drains and start with pdl::wait_for_producer, instead of being launched
 // after it completes.
-// `grid` CTAs (default: one per row) with `smem` bytes of dynamic shared memory.
 template <class... Params, class... Args>
-void launch_quant_grid(void (*kernel)(Params...), int64_t grid, int threads, size_t smem, cudaStream_t stream,
-                       Args... args) {
-  TORCH_CHECK(grid <= INT32_MAX, "quantization: too many rows (", std::to_string(grid), ")");
+void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
+  TORCH_CHECK(rows <= INT32_MAX, "quantization: too many rows (", std::to_string(rows), ")");
   int device = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));  // the caller's CUDAGuard selected the tensors' device
   const bool programmatic = device_info(device).arch >= 90 && pdl::enabled();
-  C10_CUDA_CHECK(pdl::launch(kernel, dim3(static_cast<unsigned>(grid)), dim3(threads), smem, stream, programmatic,
+  C10_CUDA_CHECK(pdl::launch(kernel, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, stream, programmatic,
                              args...));
-}
-
-template <class... Params, class... Args>
-void launch_quant(void (*kernel)(Params...), int64_t rows, int threads, cudaStream_t stream, Args... args) {
-  launch_quant_grid(kernel, rows, threads, 0, stream, args...);
 }
 
 // Records what the kernel just launched on `stream` writes: a programmatic dependent must not read it early
@@ -1039,44 +953,8 @@ std::tuple<at::Tensor, at::Tensor> silu_and_mul_quant(const at::Tensor& x, const
   C10_CUDA_CHECK(cudaGetDevice(&device));
   const DeviceInfo& dev = device_info(device);
   const bool mid_rows = m > dev.sm_count && m < kSiluManyRows;
-  // EXPERIMENT (to be removed): VLLM_SQ_SILU_EXP = "staged<S>" runs the staged kernel with S stages wherever the
-  // rows are VEC 8, more than the SMs, NV <= 4 under 1,024 threads and the ring fits.
-  const char* exp_env = std::getenv("VLLM_SQ_SILU_EXP");
-  const int exp_stages = exp_env != nullptr && std::strncmp(exp_env, "staged", 6) == 0 ? std::atoi(exp_env + 6) : 0;
-  bool launched = false;
   VLLM_SQ_DISPATCH_VEC(x.scalar_type(), vec_ok, {
     const int64_t nvec = d / VEC;
-    if constexpr (VEC == 8) {
-      const int nv = pick_nv(kMaxThreads, nvec);
-      const int threads = nv > 0 ? static_cast<int>(((nvec + nv - 1) / nv + 31) / 32 * 32) : 0;
-      const size_t ring = static_cast<size_t>(exp_stages) * 2 * nv * threads * sizeof(uint4);
-      if (exp_stages >= 2 && exp_stages <= 4 && m > dev.sm_count && (nv == 1 || nv == 2 || nv == 4) &&
-          ring <= static_cast<size_t>(dev.smem_per_block_optin)) {
-        auto go = [&](auto nvc, auto stc) {
-          constexpr int NV = decltype(nvc)::value, ST = decltype(stc)::value;
-          auto kernel = silu_and_mul_quant_staged_kernel<T, NV, ST>;
-          C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(ring)));
-          launch_quant_grid(kernel, std::min<int64_t>(m, dev.sm_count), threads, ring, stream,
-                            static_cast<const T*>(x.data_ptr()), q.data_ptr<int8_t>(), static_cast<int>(d), m, s,
-                            scales.data_ptr<float>());
-        };
-        auto by_stages = [&](auto nvc) {
-          switch (exp_stages) {
-            case 2: go(nvc, std::integral_constant<int, 2>{}); break;
-            case 3: go(nvc, std::integral_constant<int, 3>{}); break;
-            default: go(nvc, std::integral_constant<int, 4>{}); break;
-          }
-        };
-        switch (nv) {
-          case 1: by_stages(std::integral_constant<int, 1>{}); break;
-          case 2: by_stages(std::integral_constant<int, 2>{}); break;
-          default: by_stages(std::integral_constant<int, 4>{}); break;
-        }
-        launched = true;
-      }
-    }
-    if (launched) break;
     const int64_t pair_threads = ((nvec + 1) / 2 + 31) / 32 * 32;  // NV = 2 under the 1,024 cap
     // two such CTAs must fit an SM's threads (1,536 on sm_86/89) and registers
     const bool two_wide = VEC == 8 && mid_rows && nvec > kMaxThreads && 2 * pair_threads <= dev.threads_per_sm &&
