@@ -15,3 +15,4 @@ for v in "" staged2; do
   VLLM_SQ_SILU_EXP=$v $NCU --kernel-name regex:silu_and_mul_quant --launch-skip 3 --launch-count 1 $SEC --section SchedulerStats \
     --metrics $MET python3 "$D/s.py" 256 13824 > "$O/ncu_silu_13b_m256_${v:-default}.txt" 2>&1
 done
+# Results (run 20b, csrc 516aa608 installed from .prebuilt/, ncu clocks): see RUN.md in this folder.
