@@ -13,9 +13,11 @@
 // Launched without the attribute (or after a kernel that never triggers), a kernel simply starts after its
 // predecessor, as any kernel does, and the wait returns at once. Below sm_90 both instructions are no-ops.
 //
-// The CUTLASS GEMMs are launched normally. Built with CUTLASS_ENABLE_GDC_FOR_SM90 and launched as dependents
-// (run 9, benchmarks/kernel_notes.md), the decode tiles gained about 1 us per call on most shapes but lost 2-6 us on
-// 13B qkv, and 7B decode at batch 64 served 6% fewer tokens/s relative to vLLM's INT8 path; reverted.
+// Of the CUTLASS GEMMs, only the unclustered decode tile (DecodeN64c1, M <= 64 on N <= 5120 and one-wave M <= 128)
+// is launched as a dependent: built with CUTLASS_ENABLE_GDC_FOR_SM90, its producer warp waits before the first
+// load, so only its launch and prologue overlap the quantization (gemm/sm90/scaled_mm_sm90.cuh). All decode and
+// ping-pong tiles that way (run 9, benchmarks/kernel_notes.md) gained about 1 us per call on most shapes but lost
+// 2-6 us on 13B qkv (1x4 clusters) and 6% of decode throughput at batch 64; the other tiles launch normally.
 #pragma once
 
 #include <cuda_runtime.h>

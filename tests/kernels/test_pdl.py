@@ -1,6 +1,7 @@
 """Programmatic dependent launch (csrc/pdl.cuh): the skinny GEMM starts streaming its weight while the kernel that
-quantizes its activation is still running, and the quantization kernels are placed while the kernel before them
-drains; each must still read its input as finished, never what the buffer held before (GPU)."""
+quantizes its activation is still running, the unclustered CUTLASS decode tile (DecodeN64c1) is placed during it,
+and the quantization kernels are placed while the kernel before them drains; each must still read its input as
+finished, never what the buffer held before (GPU)."""
 
 from __future__ import annotations
 
@@ -126,7 +127,9 @@ def test_weight_scales_written_just_before_the_gemm_are_not_read_early():
     _assert_each_close(outs, refs, "weight scale")
 
 
-@pytest.mark.parametrize("m", [1, 16, 1024])
+# M = 1 and 16: the skinny GEMM; 64: DecodeN64c1 (N = 4096), which triggers its dependents after its main loop
+# (CUTLASS_ENABLE_GDC_FOR_SM90), DecodeN64c8 for SiLU-and-mul's N = 8192; 1024: the prefill tiles
+@pytest.mark.parametrize("m", [1, 16, 64, 1024])
 @pytest.mark.parametrize("producer", ["per_token_quant", "rms_norm_quant", "fused_add_rms_norm_quant",
                                       "silu_and_mul_quant"])
 def test_quantization_right_after_the_gemm_that_writes_its_input(m, producer):

@@ -30,6 +30,7 @@
 
 #include "gemm/scaled_mm.h"
 #include "gemm/sm90/configs_sm90.cuh"
+#include "pdl_registry.h"
 
 namespace vllm_sq::sm90 {
 
@@ -108,6 +109,17 @@ struct DequantEpilogue {
   }
 };
 
+// Where this translation unit is built with CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt: the unclustered
+// decode tile), its kernels wait for the grid before them ahead of their first global load and are launched as its
+// programmatic dependents: launch and prologue (barrier setup, TMA descriptor prefetch) overlap the quantization
+// kernel, which triggers its dependents as it starts (pdl.cuh). A kernel built without the macro launched that way
+// would read an unfinished activation, hence one switch for both.
+#ifdef CUTLASS_ENABLE_GDC_FOR_SM90
+constexpr bool kLaunchWithPdl = true;
+#else
+constexpr bool kLaunchWithPdl = false;
+#endif
+
 // The kernel type for one configuration `Cfg` (see configs_sm90.cuh), output type and epilogue variant.
 template <class Cfg, class Out, bool Azp>
 struct Int8Gemm {
@@ -184,7 +196,7 @@ struct Int8Gemm {
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
-    status = gemm.run(stream);
+    status = gemm.run(stream, /*cuda_adapter=*/nullptr, kLaunchWithPdl && pdl::enabled());
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
