@@ -32,6 +32,8 @@ struct ScaledMmParams {
   int smem_reserved_per_cta = 0;    // kernel caps its CTAs per SM with them)
   bool weight_read_early_ok = false; // b is not written by the kernel before (pdl_registry.h): a kernel may be
                                      // launched as its programmatic dependent and read b before the wait
+  bool programmatic = false;         // launch a CUTLASS tile as a programmatic dependent (set by the sm90
+                                     // dispatcher; the tile must be built with CUTLASS_ENABLE_GDC_FOR_SM90)
 };
 
 // A kernel launch split in two so the caller allocates the (stream-K) workspace with its own allocator.

@@ -2,6 +2,10 @@
 // The boundaries come from benchmarks/gemm.py --sweep, which times every configuration on Llama-2 7B/13B shapes.
 #include "gemm/scaled_mm.h"
 #include "gemm/sm90/configs_sm90.cuh"
+#include "pdl_registry.h"
+
+#include <cstdlib>
+#include <string>
 
 #include "cutlass/numeric_types.h"
 
@@ -14,14 +18,18 @@ using PlanFn = const char* (*)(const ScaledMmParams&, GemmPlan*);
 using RunFn = const char* (*)(const ScaledMmParams&, void*, cudaStream_t);
 
 // One configuration's entry points per (output dtype, epilogue); nullptr where it is not instantiated.
+// `pdl`: the symmetric tile is launched as a programmatic dependent of the kernel before it (the quantization
+// kernel): its launch and prologue overlap that kernel. Only tiles built with CUTLASS_ENABLE_GDC_FOR_SM90
+// (csrc/CMakeLists.txt, _sm90_gdc_srcs; the run refuses any other); the skinny kernel decides for itself.
 struct ConfigEntry {
   const char* name;
   PlanFn plan[2][2];  // [bf16 ? 0 : 1][azp]
   RunFn run[2][2];
+  bool pdl = false;
 };
 
 template <class Cfg, bool WithAzp>
-constexpr ConfigEntry entry(const char* name) {
+constexpr ConfigEntry entry(const char* name, bool pdl) {
   using BF = cutlass::bfloat16_t;
   using FP = cutlass::half_t;
   if constexpr (WithAzp) {
@@ -29,11 +37,13 @@ constexpr ConfigEntry entry(const char* name) {
             {{plan_config<Cfg, BF, false>, plan_config<Cfg, BF, true>},
              {plan_config<Cfg, FP, false>, plan_config<Cfg, FP, true>}},
             {{run_config<Cfg, BF, false>, run_config<Cfg, BF, true>},
-             {run_config<Cfg, FP, false>, run_config<Cfg, FP, true>}}};
+             {run_config<Cfg, FP, false>, run_config<Cfg, FP, true>}},
+            pdl};
   } else {
     return {name,
             {{plan_config<Cfg, BF, false>, nullptr}, {plan_config<Cfg, FP, false>, nullptr}},
-            {{run_config<Cfg, BF, false>, nullptr}, {run_config<Cfg, FP, false>, nullptr}}};
+            {{run_config<Cfg, BF, false>, nullptr}, {run_config<Cfg, FP, false>, nullptr}},
+            pdl};
   }
 }
 
@@ -59,11 +69,16 @@ enum Config : int {  // the skinny configurations first, under their SkinnyConfi
 const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
     skinny_entry<kSkinny32c3>(),
-    entry<DecodeN64c8, false>("DecodeN64c8"),   entry<DecodeN64c1, false>("DecodeN64c1"),
-    entry<DecodeN64x2, false>("DecodeN64x2"),   entry<Small, false>("Small"),
-    entry<SmallM2, false>("SmallM2"),           entry<DecodeSwap64, true>("DecodeSwap64"),
-    entry<MidPingpong, false>("MidPingpong"),   entry<Mid, true>("Mid"),
-    entry<Large, true>("Large"),
+    //                           name             pdl
+    entry<DecodeN64c8, false>("DecodeN64c8", false),
+    entry<DecodeN64c1, false>("DecodeN64c1", true),
+    entry<DecodeN64x2, false>("DecodeN64x2", false),
+    entry<Small, false>("Small", false),
+    entry<SmallM2, false>("SmallM2", false),
+    entry<DecodeSwap64, true>("DecodeSwap64", false),
+    entry<MidPingpong, false>("MidPingpong", false),
+    entry<Mid, true>("Mid", false),
+    entry<Large, true>("Large", false),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 
@@ -148,9 +163,18 @@ const char* sm90_plan(const ScaledMmParams& p, bool azp, int config, GemmPlan* p
 const char* sm90_run(const ScaledMmParams& p, bool azp, const GemmPlan& plan, void* workspace,
                      cudaStream_t stream) {
   if (plan.config < 0 || plan.config >= kNumConfigs) return "sm90: plan holds no configuration";
-  const RunFn fn = kConfigs[plan.config].run[p.out_dtype == OutDtype::kBFloat16 ? 0 : 1][azp];
+  const ConfigEntry& cfg = kConfigs[plan.config];
+  const RunFn fn = cfg.run[p.out_dtype == OutDtype::kBFloat16 ? 0 : 1][azp];
   if (fn == nullptr) return "sm90: configuration not instantiated for the asymmetric epilogue";
-  return fn(p, workspace, stream);
+  ScaledMmParams q = p;
+  q.programmatic = cfg.pdl && !azp && pdl::enabled();
+  // EXPERIMENT (to be removed): VLLM_SQ_EXP_PDL = "none" or a comma list of configuration names replaces the
+  // table's pdl column
+  if (const char* e = std::getenv("VLLM_SQ_EXP_PDL"); e != nullptr && *e) {
+    const std::string list = std::string(",") + e + ",";
+    q.programmatic = !azp && pdl::enabled() && list.find(std::string(",") + cfg.name + ",") != std::string::npos;
+  }
+  return fn(q, workspace, stream);
 }
 
 }  // namespace vllm_sq

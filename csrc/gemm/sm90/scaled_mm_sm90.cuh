@@ -30,7 +30,6 @@
 
 #include "gemm/scaled_mm.h"
 #include "gemm/sm90/configs_sm90.cuh"
-#include "pdl_registry.h"
 
 namespace vllm_sq::sm90 {
 
@@ -109,15 +108,14 @@ struct DequantEpilogue {
   }
 };
 
-// Where this translation unit is built with CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt: the unclustered
-// decode tile), its kernels wait for the grid before them ahead of their first global load and are launched as its
-// programmatic dependents: launch and prologue (barrier setup, TMA descriptor prefetch) overlap the quantization
-// kernel, which triggers its dependents as it starts (pdl.cuh). A kernel built without the macro launched that way
-// would read an unfinished activation, hence one switch for both.
+// Built with CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt, _sm90_gdc_srcs), a kernel's producer warp waits for
+// the grid before it ahead of its first global load, and the kernel triggers its dependents after its main loop:
+// only then may it be launched as a programmatic dependent (ScaledMmParams::programmatic, chosen per configuration
+// in dispatch_sm90.cu). Launched that way without the macro it would read an unfinished activation: refused.
 #ifdef CUTLASS_ENABLE_GDC_FOR_SM90
-constexpr bool kLaunchWithPdl = true;
+constexpr bool kBuiltWithGdc = true;
 #else
-constexpr bool kLaunchWithPdl = false;
+constexpr bool kBuiltWithGdc = false;
 #endif
 
 // The kernel type for one configuration `Cfg` (see configs_sm90.cuh), output type and epilogue variant.
@@ -190,13 +188,16 @@ struct Int8Gemm {
   }
 
   static const char* run(const ScaledMmParams& p, void* workspace, cudaStream_t stream) {
+    if (p.programmatic && !kBuiltWithGdc) {
+      return "programmatic launch requested for a tile built without CUTLASS_ENABLE_GDC_FOR_SM90";
+    }
     auto args = arguments(p);
     Gemm gemm;
     cutlass::Status status = gemm.initialize(args, workspace, stream);
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
-    status = gemm.run(stream, /*cuda_adapter=*/nullptr, kLaunchWithPdl && pdl::enabled());
+    status = gemm.run(stream, /*cuda_adapter=*/nullptr, p.programmatic);
     if (status != cutlass::Status::kSuccess) {
       return cutlassGetStatusString(status);
     }
