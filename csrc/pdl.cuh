@@ -13,11 +13,10 @@
 // Launched without the attribute (or after a kernel that never triggers), a kernel simply starts after its
 // predecessor, as any kernel does, and the wait returns at once. Below sm_90 both instructions are no-ops.
 //
-// Of the CUTLASS GEMMs, only the unclustered decode tile (DecodeN64c1, M <= 64 on N <= 5120 and one-wave M <= 128)
-// is launched as a dependent: built with CUTLASS_ENABLE_GDC_FOR_SM90, its producer warp waits before the first
-// load, so only its launch and prologue overlap the quantization (gemm/sm90/scaled_mm_sm90.cuh). All decode and
-// ping-pong tiles that way (run 9, benchmarks/kernel_notes.md) gained about 1 us per call on most shapes but lost
-// 2-6 us on 13B qkv (1x4 clusters) and 6% of decode throughput at batch 64; the other tiles launch normally.
+// The CUTLASS tiles marked in the sm90 dispatch table (gemm/sm90/dispatch_sm90.cu: DecodeN64c1 / c8, Small, SmallM2,
+// MidPingpong, at M <= 256) are launched the same way. Built with CUTLASS_ENABLE_GDC_FOR_SM90, their producer warp
+// waits before its first load, so only their launch and prologue overlap the quantization; they trigger their own
+// dependents after the main loop. The clustered DecodeN64x2 and the large-M launches lost time that way (runs 9, 20f).
 #pragma once
 
 #include <cuda_runtime.h>

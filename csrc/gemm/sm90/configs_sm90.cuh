@@ -60,8 +60,7 @@ using Persistent = cutlass::gemm::PersistentScheduler;
 struct DecodeN64c8 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _8, _1>, WarpSpecialized, EpiTma, void> {};
 // Table: 32 < M <= 64 with N <= 5120; 64 < M <= 128 when ceil(M/64) * ceil(N/64) CTAs fit one wave. The same
 // tile without clusters (vLLM's choice at 32 < M <= 64): 1-3% ahead of DecodeN64c8 there, and at M = 128 on
-// N = 4096 (128 CTAs) 10-20% ahead of every other configuration. The one CUTLASS tile launched as a programmatic
-// dependent of the quantization kernel (its own translation unit, scaled_mm_sm90_*_decode_pdl.cu).
+// N = 4096 (128 CTAs) 10-20% ahead of every other configuration.
 struct DecodeN64c1 : TileConfig<Shape<_64, _64, _256>, Shape<_1, _1, _1>, WarpSpecialized, EpiTma, void> {};
 // Table: M <= 64 with 8192 < N <= 16384 (qkv), and M <= 32 with N > 16384 (gate_up). 64 x 64 x 256, 3 stages
 // (two CTAs per SM), 1x4 clusters.

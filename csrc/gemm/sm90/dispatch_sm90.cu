@@ -4,9 +4,6 @@
 #include "gemm/sm90/configs_sm90.cuh"
 #include "pdl_registry.h"
 
-#include <cstdlib>
-#include <string>
-
 #include "cutlass/numeric_types.h"
 
 namespace vllm_sq {
@@ -19,8 +16,15 @@ using RunFn = const char* (*)(const ScaledMmParams&, void*, cudaStream_t);
 
 // One configuration's entry points per (output dtype, epilogue); nullptr where it is not instantiated.
 // `pdl`: the symmetric tile is launched as a programmatic dependent of the kernel before it (the quantization
-// kernel): its launch and prologue overlap that kernel. Only tiles built with CUTLASS_ENABLE_GDC_FOR_SM90
-// (csrc/CMakeLists.txt, _sm90_gdc_srcs; the run refuses any other); the skinny kernel decides for itself.
+// kernel) at M <= kPdlMaxM: its launch and prologue overlap that kernel. Only tiles built with
+// CUTLASS_ENABLE_GDC_FOR_SM90 (csrc/CMakeLists.txt, _sm90_gdc_srcs; the run refuses any other); the skinny kernel
+// decides for itself. Measured as quantization + GEMM pairs, every tile a dependent against DecodeN64c1 alone (run
+// 20f, three models, M = 32-1,024): 0.3-1.9 us less per pair on every shape of DecodeN64c8, Small, SmallM2 and
+// MidPingpong up to M = 256 (7B qkv M = 256 33.5 -> 31.6 us, 13B o_proj M = 128 17.0 -> 16.0); DecodeN64x2 lost
+// on 13B qkv (M = 32 33.6 -> 39.1, as in run 9: 1x4 clusters, two CTAs per SM), and at M = 1,024 the tiles lost up
+// to 7.7 us on gate_up (13B 229.7 -> 237.3): there the quantization runs several waves of CTAs. DecodeN64c1 itself
+// (run 20e, VLLM_SQ_PDL=0 against 1, M = 64): 1.3-1.7 us less per pair (7B o_proj 12.1 -> 10.5).
+constexpr int kPdlMaxM = 256;
 struct ConfigEntry {
   const char* name;
   PlanFn plan[2][2];  // [bf16 ? 0 : 1][azp]
@@ -70,14 +74,14 @@ const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
     skinny_entry<kSkinny32c3>(),
     //                           name             pdl
-    entry<DecodeN64c8, false>("DecodeN64c8", false),
+    entry<DecodeN64c8, false>("DecodeN64c8", true),
     entry<DecodeN64c1, false>("DecodeN64c1", true),
     entry<DecodeN64x2, false>("DecodeN64x2", false),
-    entry<Small, false>("Small", false),
-    entry<SmallM2, false>("SmallM2", false),
-    entry<DecodeSwap64, true>("DecodeSwap64", false),
-    entry<MidPingpong, false>("MidPingpong", false),
-    entry<Mid, true>("Mid", false),
+    entry<Small, false>("Small", true),
+    entry<SmallM2, false>("SmallM2", true),
+    entry<DecodeSwap64, true>("DecodeSwap64", false),  // stream-K: not built with GDC
+    entry<MidPingpong, false>("MidPingpong", true),
+    entry<Mid, true>("Mid", false),  // stream-K
     entry<Large, true>("Large", false),
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
@@ -167,13 +171,7 @@ const char* sm90_run(const ScaledMmParams& p, bool azp, const GemmPlan& plan, vo
   const RunFn fn = cfg.run[p.out_dtype == OutDtype::kBFloat16 ? 0 : 1][azp];
   if (fn == nullptr) return "sm90: configuration not instantiated for the asymmetric epilogue";
   ScaledMmParams q = p;
-  q.programmatic = cfg.pdl && !azp && pdl::enabled();
-  // EXPERIMENT (to be removed): VLLM_SQ_EXP_PDL = "none" or a comma list of configuration names replaces the
-  // table's pdl column
-  if (const char* e = std::getenv("VLLM_SQ_EXP_PDL"); e != nullptr && *e) {
-    const std::string list = std::string(",") + e + ",";
-    q.programmatic = !azp && pdl::enabled() && list.find(std::string(",") + cfg.name + ",") != std::string::npos;
-  }
+  q.programmatic = cfg.pdl && !azp && p.m <= kPdlMaxM && pdl::enabled();
   return fn(q, workspace, stream);
 }
 
