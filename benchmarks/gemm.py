@@ -21,7 +21,7 @@ affects them alike. Variants:
   vllm_q_ours_gemm, ours_q_vllm_gemm  (M <= 64) one project's quantization in front of the other's GEMM, to tell
                 which kernel of a pair decides what the quantization adds
   cfg:<name>    ours with one tile configuration forced (--sweep), to tune the dispatch table.
-  cfgq:<name>   (M <= 64, --sweep) per_token_quant + that configuration.
+  cfgq:<name>   (M <= 256, --sweep) per_token_quant + that configuration.
   copy          (M <= 64) a device copy of N*K/2 bytes: it reads and writes N*K bytes, the weight traffic of a
                 decode GEMM, so ours/copy is the GEMM's time over what HBM needs to move its weight at this size.
 
@@ -273,7 +273,7 @@ def bench_shape(s: Shape, vllm_ops, configs: list[tuple[int, str]], replays: int
         if name.startswith("Skinny") and s.m > SKINNY_SWEEP_MAX_M:
             continue  # re-reads the weight once per 8 tokens: seconds per call at prefill sizes
         run(f"cfg:{name}", w_bytes + x_bytes + out_bytes, ours_gemm_call(i))
-        if s.m <= 64:  # decode: the quantization in front changes the ranking (programmatic launch, pdl.cuh)
+        if s.m <= 256:  # the quantization in front changes the ranking (programmatic launches up to M = 256, pdl.cuh)
             run(f"cfgq:{name}", w_bytes + 3 * x_bytes + out_bytes,
                 lambda i=i: (lambda x, w, sw: ours_q_gemm(x, w, sw, config=i), s.activation(),
                              *(lambda w, sw: (w.t(), sw))(*s.int8_weight())))

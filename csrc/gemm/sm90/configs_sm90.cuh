@@ -73,11 +73,16 @@ struct Small : TileConfig<Shape<_64, _128, _128>, Shape<_1, _2, _1>, Pingpong, E
 // tile through multicast, so the weight crosses L2 once. Run 5: 2-9% ahead of the swap-AB tiles it replaced.
 struct SmallM2 : TileConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>, Pingpong, EpiTma, Persistent> {};
 
-// ---- swap-AB with stream-K: 128 < M <= 256 on small N ----------------------------------------------------------
-// Weight rows x tokens x K: the weight rows fill the 128-row wgmma tile. Table: 128 < M <= 256 with N <= 8192
-// when its tiles fit one wave; also the asymmetric epilogue's M <= 64 configuration.
+// ---- swap-AB: 128 < M <= 256 on small N --------------------------------------------------------------------------
+// Weight rows x tokens x K: the weight rows fill the 128-row wgmma tile. With stream-K: the asymmetric epilogue's
+// M <= 64 configuration (and the table's 128 < M <= 256 one-wave small-N case until run 20i).
 struct DecodeSwap64
     : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
+// Table: 128 < M <= 256 with N <= 8192 when its tiles fit one wave. The same tile on the persistent scheduler: one
+// tile per CTA there, as stream-K gave it, and unlike stream-K it builds with CUTLASS_ENABLE_GDC_FOR_SM90, so it
+// is launched as a programmatic dependent of the quantization kernel.
+struct DecodeSwap64p
+    : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, Persistent, 0, true> {};
 
 // ---- M around 256 to 1024 --------------------------------------------------------------------------------------
 // Table: 128 < M <= 256 (except the one-wave small-N case); M <= 1024 when 128x256 tiles would leave most of a

@@ -67,8 +67,8 @@ ConfigEntry skinny_entry() {
 // Index = the `config` number accepted by int8_scaled_mm's forcing hook (benchmarks/gemm.py, tests). The
 // asymmetric epilogue is instantiated only for the configurations pick_config chooses for it.
 enum Config : int {  // the skinny configurations first, under their SkinnyConfigId (scaled_mm.h)
-  kDecodeN64c8 = kNumSkinnyConfigs, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kMidPingpong,
-  kMid, kLarge,
+  kDecodeN64c8 = kNumSkinnyConfigs, kDecodeN64c1, kDecodeN64x2, kSmall, kSmallM2, kDecodeSwap64, kDecodeSwap64p,
+  kMidPingpong, kMid, kLarge,
 };
 const ConfigEntry kConfigs[] = {
     skinny_entry<kSkinny8c3>(), skinny_entry<kSkinny8c3r>(), skinny_entry<kSkinny16c3r>(),
@@ -80,6 +80,7 @@ const ConfigEntry kConfigs[] = {
     entry<Small, false>("Small", true),
     entry<SmallM2, false>("SmallM2", true),
     entry<DecodeSwap64, true>("DecodeSwap64", false),  // stream-K: not built with GDC
+    entry<DecodeSwap64p, false>("DecodeSwap64p", true),
     entry<MidPingpong, false>("MidPingpong", true),
     entry<Mid, true>("Mid", false),  // stream-K
     entry<Large, true>("Large", false),
@@ -135,7 +136,7 @@ int pick_config(const ScaledMmParams& p, bool azp) {
     return ceil_div(p.m, 64) * ceil_div(p.n, 64) <= sms ? kDecodeN64c1 : kSmallM2;
   }
   if (p.m <= 256) {
-    return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64 : kMidPingpong;
+    return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64p : kMidPingpong;
   }
   // Large N at M <= 1024 (gate_up), and everything but gate_up and down at large M: the ping-pong tile overlaps
   // each tile's epilogue with the next tile's MMAs, which matters when K is short. Run 6b: 7B gate_up M = 1024
