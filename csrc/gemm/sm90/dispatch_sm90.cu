@@ -80,7 +80,7 @@ const ConfigEntry kConfigs[] = {
     entry<Small, false>("Small", true),
     entry<SmallM2, false>("SmallM2", true),
     entry<DecodeSwap64, true>("DecodeSwap64", false),  // stream-K: not built with GDC
-    entry<DecodeSwap64p, false>("DecodeSwap64p", true),
+    entry<DecodeSwap64p, false>("DecodeSwap64p", false),
     entry<MidPingpong, false>("MidPingpong", true),
     entry<Mid, true>("Mid", false),  // stream-K
     entry<Large, true>("Large", false),
