@@ -75,12 +75,14 @@ struct SmallM2 : TileConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>, Pingpong,
 
 // ---- swap-AB: 128 < M <= 256 on small N --------------------------------------------------------------------------
 // Weight rows x tokens x K: the weight rows fill the 128-row wgmma tile. With stream-K: the asymmetric epilogue's
-// M <= 64 configuration (and the table's 128 < M <= 256 one-wave small-N case until run 20i).
+// M <= 64 configuration (and the table's 128 < M <= 256 one-wave small-N case until run 20j).
 struct DecodeSwap64
     : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
 // Table: 128 < M <= 256 with N <= 8192 when its tiles fit one wave. The same tile on the persistent scheduler: one
-// tile per CTA there, as stream-K gave it, without stream-K's workspace. Launched as a programmatic dependent of the
-// quantization kernel it lost 1-15 us per pair (run 20i: 7B down_proj M = 256 31.3 -> 38.5), so it is not.
+// tile per CTA there, as stream-K gave it, without stream-K's workspace and fix-up. Run 20j (7B / Llama-3 o_proj and
+// down_proj, M = 160 / 256): GEMM 0.3-4.6 us and quantization + GEMM 1.0-7.0 us faster than DecodeSwap64 (Llama-3
+// down_proj M = 160 43.7 -> 36.7). Launched as a programmatic dependent of the quantization kernel it lost up to
+// 20 us per pair on the swept shapes (run 20i: 7B down_proj M = 256 31.3 -> 38.5), so it is not.
 struct DecodeSwap64p
     : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, Persistent, 0, true> {};
 
