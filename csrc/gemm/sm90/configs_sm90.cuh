@@ -78,7 +78,8 @@ struct SmallM2 : TileConfig<Shape<_64, _128, _128>, Shape<_2, _1, _1>, Pingpong,
 // M <= 64 configuration (and the table's 128 < M <= 256 one-wave small-N case until run 20j).
 struct DecodeSwap64
     : TileConfig<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Cooperative, EpiCooperative, StreamK, 0, true> {};
-// Table: 128 < M <= 256 with N <= 8192 when its tiles fit one wave. The same tile on the persistent scheduler: one
+// Table: 128 < M <= 256 with N <= 8192 when its tiles fit one wave, and 128 < M <= 192 with N > 8192 (where 128-row
+// tiles would be mostly padding). The same tile on the persistent scheduler: one
 // tile per CTA there, as stream-K gave it, without stream-K's workspace and fix-up. Run 20j (7B / Llama-3 o_proj and
 // down_proj, M = 160 / 256): GEMM 0.3-4.6 us and quantization + GEMM 1.0-7.0 us faster than DecodeSwap64 (Llama-3
 // down_proj M = 160 43.7 -> 36.7). Launched as a programmatic dependent of the quantization kernel it lost up to

@@ -136,7 +136,12 @@ int pick_config(const ScaledMmParams& p, bool azp) {
     return ceil_div(p.m, 64) * ceil_div(p.n, 64) <= sms ? kDecodeN64c1 : kSmallM2;
   }
   if (p.m <= 256) {
-    return small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms ? kDecodeSwap64p : kMidPingpong;
+    if (small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms) return kDecodeSwap64p;  // one wave
+    // Past N = 8192 at 129-192 tokens, 128-row tiles are 25-50% padding and 64-token swap tiles are not: run 20j
+    // (M = 160, quantization + GEMM) 7B qkv 33.4 against 37.0 us, gate_up 45.4 against 61.1, Llama-3 gate_up 61.4
+    // against 79.4 (vLLM's GEMM alone: 54.2 and 66.4, ahead of MidPingpong's 55.9 and 72.2, run 20k).
+    if (!small_n && ceil_div(p.m, 128) * 128 > ceil_div(p.m, 64) * 64) return kDecodeSwap64p;
+    return kMidPingpong;
   }
   // Large N at M <= 1024 (gate_up), and everything but gate_up and down at large M: the ping-pong tile overlaps
   // each tile's epilogue with the next tile's MMAs, which matters when K is short. Run 6b: 7B gate_up M = 1024
