@@ -137,9 +137,10 @@ int pick_config(const ScaledMmParams& p, bool azp) {
   }
   if (p.m <= 256) {
     if (small_n && ceil_div(p.m, 64) * ceil_div(p.n, 128) <= sms) return kDecodeSwap64p;  // one wave
-    // Past N = 8192 at 129-192 tokens, 128-row tiles are 25-50% padding and 64-token swap tiles are not: run 20j
-    // (M = 160, quantization + GEMM) 7B qkv 33.4 against 37.0 us, gate_up 45.4 against 61.1, Llama-3 gate_up 61.4
-    // against 79.4 (vLLM's GEMM alone: 54.2 and 66.4, ahead of MidPingpong's 55.9 and 72.2, run 20k).
+    // Past N = 8192 at 129-192 tokens, 128-row tiles are 25-50% padding and 64-token swap tiles are not. Sweep 20l
+    // (quantization + GEMM, M = 160): 7B qkv 33.2 against 37.8 us, gate_up 46.0 against 59.8, 13B gate_up 66.2
+    // against 96.2; at 224-256 tokens MidPingpong leads (7B gate_up M = 224 46.3 against 56.0). Before, vLLM's GEMM
+    // was ahead on gate_up at M = 160 (run 20k: Llama-3 66.4 against 72.2 us).
     if (!small_n && ceil_div(p.m, 128) * 128 > ceil_div(p.m, 64) * 64) return kDecodeSwap64p;
     return kMidPingpong;
   }
